@@ -1,0 +1,1412 @@
+"""A loopback fake Salesforce org speaking the real wire format over TLS.
+
+``FakeSalesforce()`` starts a threaded HTTPS server on 127.0.0.1 (certificate from a throwaway
+``trustme`` CA, valid for ``127.0.0.1`` and ``localhost``) serving an in-memory org. Our real
+client code and the real ``simple-salesforce`` talk to it; nothing of ours is replaced.
+
+What it speaks (see REFERENCE.md §3 for the real API facts it reproduces):
+
+- ``POST /services/oauth2/token``: client_credentials (HTTP Basic or body credentials),
+  password (password + security token), JWT bearer (``assertion`` RS256, iss/sub/aud/exp
+  checked, signature verified against the fake's public key unless ``org.verify_jwt=False``).
+- REST ``/services/data/vXX.X/query?q=`` and ``/query/<locator>`` (queryMore), Tooling
+  ``/tooling/query?q=`` and ``/tooling/query/<locator>`` (adds size/queryLocator/
+  entityTypeName); page size configurable (``org.page_size``); ``nextRecordsUrl`` only
+  while ``done`` is false.
+- A small, honest SOQL subset: ``SELECT f[, Rel.f] FROM Obj [WHERE c AND c ...]
+  [ORDER BY f [ASC|DESC]] [LIMIT n] [OFFSET n]``; conditions ``=, !=, <, >, <=, >=, LIKE,
+  IN (...), NOT IN (...)``; anything else (OR, NOT, GROUP BY, sub-queries) is a 400 — real
+  Salesforce would accept some of it, the fake says so in the message.
+- Tooling rules: selecting ``Metadata``/``FullName`` with more than one matching row → 400
+  MALFORMED_QUERY; EntityDefinition/FieldDefinition reject COUNT/OR/NOT and ignore LIMIT;
+  FieldDefinition needs a filter on its entity; MetadataComponentDependency returns at most
+  2,000 rows, never pages, refuses ORDER BY and filters on the Name fields.
+- Unknown objects/fields → 400 INVALID_TYPE / INVALID_FIELD; URLs longer than
+  ``org.max_url_length`` → 431.
+- ``GET /tooling/sobjects/<Type>/<Id>``, ``POST /tooling/composite`` (≤25 subrequests),
+  Bulk API 2.0 query jobs on ``/tooling/jobs/query`` (create, status, CSV results paged
+  with ``Sforce-Locator``), ``GET /sobjects/<Obj>/describe``, ``GET /limits``.
+- Every API response carries ``Sforce-Limit-Info: api-usage=N/5000``; errors are JSON arrays
+  ``[{"message", "errorCode"}]``.
+
+Fault knobs (``fake.faults``): ``expire_session_after`` (N more API requests succeed, then
+every issued token is revoked → 401 INVALID_SESSION_ID, also mid-paging), ``fail(kind,
+times, path_contains)`` with kind ``"REQUEST_LIMIT_EXCEEDED"`` (403), ``429``, ``503``,
+``delay_s``/``delay_times`` (slow responses), ``down`` (connections are dropped without a
+response). ``fake.stop()`` shuts the server down (connection refused afterwards).
+
+Every request is recorded in ``fake.requests`` (method, path, query, soql, status).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import re
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+# --------------------------------------------------------------------------------------------
+# Recognisable fake secrets: tests assert they never leak into logs, errors or stats.
+# --------------------------------------------------------------------------------------------
+FAKE_CLIENT_ID = "3MVG9FAKE-client-id-not-secret"
+FAKE_CLIENT_SECRET = "FAKESECRET-client-s3cr3t-7f3a9c"
+FAKE_USERNAME = "integration@fake.example.com"
+FAKE_PASSWORD = "FAKESECRET-passw0rd-41b2"
+FAKE_SECURITY_TOKEN = "FAKESECRET-sectok-9d8e"
+FAKE_STATIC_TOKEN = "00DFAKE!FAKESECRET-static-access-token-5c6d"
+
+API_LIMIT = 5000
+DUMMY_DEPENDENCY_ID = "000000000000000AAA"
+
+
+def sf_id(prefix: str, n: int) -> str:
+    """An 18-character Salesforce-style id: 3-char key prefix, 12 digits, 3-char suffix."""
+    return f"{prefix}{n:012d}AAA"
+
+
+# --------------------------------------------------------------------------------------------
+# The in-memory org
+# --------------------------------------------------------------------------------------------
+_AUDIT_FIELDS = ["CreatedDate", "CreatedById", "CreatedBy", "LastModifiedDate", "LastModifiedById", "LastModifiedBy"]
+_USER_FIELDS = {"Id", "Name", "Username"}
+
+
+@dataclass
+class FakeObject:
+    """One queryable sObject: its field names (canonical case), relationships and rows."""
+
+    name: str
+    fields: list[str]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    tooling: bool = True
+    data: bool = False
+    #: relationship name → allowed sub-fields (``CreatedBy`` → {Name, ...}).
+    relationships: dict[str, set[str]] = field(default_factory=dict)
+
+    def canonical(self, name: str) -> str | None:
+        low = name.lower()
+        for f in itertools.chain(self.fields, self.relationships):
+            if f.lower() == low:
+                return f
+        return None
+
+
+@dataclass
+class FakeOrg:
+    """The dataset the fake serves; tests may edit it freely (the server reads it live)."""
+
+    objects: dict[str, FakeObject] = field(default_factory=dict)
+    #: describe payloads by object API name.
+    describes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    page_size: int = 2000
+    max_url_length: int = 16_000
+    dependency_cap: int = 2000
+    bulk_page_size: int = 50_000
+    #: Bulk job status polls answering InProgress before JobComplete.
+    bulk_polls_in_progress: int = 1
+    api_versions: tuple[str, ...] = ("58.0", "59.0", "60.0", "61.0", "62.0", "63.0")
+    verify_jwt: bool = True
+    org_id: str = "00DFAKE000000001AAA"[:18]
+
+    def obj(self, name: str) -> FakeObject:
+        for k, v in self.objects.items():
+            if k.lower() == name.lower():
+                return v
+        raise KeyError(name)
+
+    def add(self, obj: str, **record: Any) -> dict[str, Any]:
+        rec = dict(record)
+        self.obj(obj).records.append(rec)
+        return rec
+
+    def add_dependencies(self, source_id: str, source_type: str, source_name: str, n: int,
+                         *, target_type: str = "CustomField", start: int = 0) -> None:
+        """Add ``n`` synthetic dependency rows from one component (for the 2,000-row cap)."""
+        rows = self.obj("MetadataComponentDependency").records
+        for i in range(start, start + n):
+            rows.append(_dep(source_id, source_name, source_type,
+                             sf_id("00N", 900_000 + i), f"Synthetic_{i}", target_type))
+
+
+def _user(name: str) -> dict[str, Any]:
+    return {"Name": name, "Id": sf_id("005", zlib.crc32(name.encode()) % 10**9), "Username": f"{name.split()[0].lower()}@fake.example.com"}
+
+
+def _stamp(rec: dict[str, Any], created: str, modified: str | None = None,
+           by: str = "Ada Admin", mod_by: str | None = None) -> dict[str, Any]:
+    rec.setdefault("CreatedDate", created)
+    rec.setdefault("CreatedBy", _user(by))
+    rec.setdefault("LastModifiedDate", modified or created)
+    rec.setdefault("LastModifiedBy", _user(mod_by or by))
+    return rec
+
+
+def _dep(src_id: str, src_name: str, src_type: str, ref_id: str, ref_name: str, ref_type: str,
+         src_ns: str | None = None, ref_ns: str | None = None) -> dict[str, Any]:
+    return {
+        "Id": DUMMY_DEPENDENCY_ID,
+        "MetadataComponentId": src_id,
+        "MetadataComponentName": src_name,
+        "MetadataComponentNamespace": src_ns,
+        "MetadataComponentType": src_type,
+        "RefMetadataComponentId": ref_id,
+        "RefMetadataComponentName": ref_name,
+        "RefMetadataComponentNamespace": ref_ns,
+        "RefMetadataComponentType": ref_type,
+    }
+
+
+def _std(name: str, fields: list[str], *, tooling: bool = True, data: bool = False,
+         rels: dict[str, set[str]] | None = None, audit: bool = True) -> FakeObject:
+    f = ["Id", *fields] + ([x for x in _AUDIT_FIELDS if x not in ("CreatedBy", "LastModifiedBy")] if audit else [])
+    relationships = {"CreatedBy": _USER_FIELDS, "LastModifiedBy": _USER_FIELDS} if audit else {}
+    relationships.update(rels or {})
+    return FakeObject(name, f, tooling=tooling, data=data, relationships=relationships)
+
+
+# Field specs: (api name, type, label, extra describe keys)
+def _field(name: str, type_: str, label: str, **extra: Any) -> dict[str, Any]:
+    d = {
+        "name": name, "type": type_, "label": label, "custom": name.endswith("__c"),
+        "calculated": False, "calculatedFormula": None, "referenceTo": [], "relationshipName": None,
+        "picklistValues": [], "controllerName": None, "inlineHelpText": None, "externalId": False,
+        "unique": False, "nillable": True, "length": 0, "defaultValue": None, "encrypted": False,
+        "dependentPicklist": False,
+    }
+    for k, v in extra.items():
+        if k == "picklist":
+            d["picklistValues"] = [{"value": p, "label": p.replace("_", " "), "active": True,
+                                    "defaultValue": False, "validFor": None} for p in v]
+        elif k == "compliance":
+            d["_compliance"] = v
+        elif k == "description":
+            d["_description"] = v
+        else:
+            d[k] = v
+    return d
+
+
+_ENTITIES: list[dict[str, Any]] = [
+    # QualifiedApiName, label, custom-object id (None for standard), key prefix, sharing
+    {"api": "Account", "label": "Account", "id": None, "prefix": "001", "sharing": "ReadWrite"},
+    {"api": "Contact", "label": "Contact", "id": None, "prefix": "003", "sharing": "ControlledByParent"},
+    {"api": "Opportunity", "label": "Opportunity", "id": None, "prefix": "006", "sharing": "ReadWrite"},
+    {"api": "Invoice__c", "label": "Invoice", "id": sf_id("01I", 1), "prefix": "a01", "sharing": "Private"},
+    {"api": "Project__c", "label": "Project", "id": sf_id("01I", 2), "prefix": "a02", "sharing": "ReadWrite"},
+]
+
+_FIELDS: dict[str, list[dict[str, Any]]] = {
+    "Account": [
+        _field("Id", "id", "Account ID", nillable=False),
+        _field("Name", "string", "Account Name", nillable=False, length=255),
+        _field("Industry", "picklist", "Industry", picklist=["Agriculture", "Banking", "Energy"]),
+        _field("AnnualRevenue", "currency", "Annual Revenue"),
+        _field("Region__c", "picklist", "Region", picklist=["EMEA", "AMER", "APAC"],
+               description="Sales region of the account."),
+        _field("Customer_Tier__c", "string", "Customer Tier", calculated=True,
+               calculatedFormula='IF(AnnualRevenue > 1000000, "Gold", "Silver")', length=1300),
+    ],
+    "Contact": [
+        _field("Id", "id", "Contact ID", nillable=False),
+        _field("LastName", "string", "Last Name", nillable=False, length=80),
+        _field("Email", "email", "Email", length=80, compliance=("PII;GDPR", "Confidential")),
+        _field("AccountId", "reference", "Account ID", referenceTo=["Account"], relationshipName="Account"),
+        _field("Preferred_Channel__c", "picklist", "Preferred Channel", picklist=["Email", "Phone"]),
+    ],
+    "Opportunity": [
+        _field("Id", "id", "Opportunity ID", nillable=False),
+        _field("Name", "string", "Name", nillable=False, length=120),
+        _field("StageName", "picklist", "Stage", nillable=False,
+               picklist=["Prospecting", "Negotiation", "Closed Won", "Closed Lost"]),
+        _field("Amount", "currency", "Amount"),
+        _field("AccountId", "reference", "Account ID", referenceTo=["Account"], relationshipName="Account"),
+        _field("Discount_Percent__c", "percent", "Discount Percent"),
+        _field("Net_Amount__c", "currency", "Net Amount", calculated=True,
+               calculatedFormula="Amount * (1 - Discount_Percent__c)"),
+    ],
+    "Invoice__c": [
+        _field("Id", "id", "Record ID", nillable=False),
+        _field("Name", "string", "Invoice Number", nillable=False, length=80),
+        _field("Account__c", "reference", "Account", referenceTo=["Account"], relationshipName="Account__r",
+               description="Billed account."),
+        _field("Opportunity__c", "reference", "Opportunity", referenceTo=["Opportunity"],
+               relationshipName="Opportunity__r"),
+        _field("Amount__c", "currency", "Amount", compliance=("", "Internal")),
+        _field("Status__c", "picklist", "Status", picklist=["Draft", "Sent", "Paid"]),
+        _field("Tax__c", "currency", "Tax", calculated=True, calculatedFormula="Amount__c * 0.2"),
+        _field("External_Ref__c", "string", "External Ref", externalId=True, unique=True, length=40),
+    ],
+    "Project__c": [
+        _field("Id", "id", "Record ID", nillable=False),
+        _field("Name", "string", "Project Name", nillable=False, length=80),
+        _field("Invoice__c", "reference", "Invoice", referenceTo=["Invoice__c"], relationshipName="Invoice__r"),
+        _field("Region__c", "picklist", "Region", picklist=["EMEA", "AMER"]),
+        _field("Sub_Region__c", "picklist", "Sub Region", picklist=["DACH", "Nordics", "US_East"],
+               controllerName="Region__c", dependentPicklist=True),
+    ],
+}
+
+_CLASSES = {
+    "InvoiceService": (
+        "public with sharing class InvoiceService {\n"
+        "    public static Decimal total(Id accountId) {\n"
+        "        Decimal t = 0;\n"
+        "        for (Invoice__c inv : [SELECT Amount__c FROM Invoice__c WHERE Account__c = :accountId]) {\n"
+        "            t += inv.Amount__c;\n"
+        "        }\n"
+        "        return t;\n"
+        "    }\n"
+        "}\n"
+    ),
+    "InvoiceServiceTest": (
+        "@IsTest\nprivate class InvoiceServiceTest {\n"
+        "    @IsTest static void totals() { System.assertEquals(0, InvoiceService.total(null)); }\n}\n"
+    ),
+    "AccountTriggerHandler": (
+        "public class AccountTriggerHandler {\n"
+        "    public static void beforeSave(List<Account> rows) {\n"
+        "        for (Account a : rows) { if (a.Region__c == null) a.Region__c = 'EMEA'; }\n"
+        "    }\n}\n"
+    ),
+}
+
+
+def _flow_metadata(process_type: str, label: str, obj: str | None, trigger: str | None,
+                   status: str) -> dict[str, Any]:
+    md: dict[str, Any] = {
+        "apiVersion": 62.0, "label": label, "processType": process_type, "status": status,
+        "description": None,
+    }
+    if obj:
+        md["start"] = {"object": obj, "triggerType": trigger, "recordTriggerType": "CreateAndUpdate",
+                       "filters": [{"field": "Status__c", "operator": "EqualTo", "value": {"stringValue": "Sent"}}]}
+        md["recordUpdates"] = [{"name": "Mark_Paid", "inputAssignments": [
+            {"field": "Status__c", "value": {"stringValue": "Paid"}}]}]
+    else:
+        md["screens"] = [{"name": "Kickoff", "fields": [{"name": "Project_Name", "fieldType": "InputField"}]}]
+    return md
+
+
+def default_org() -> FakeOrg:
+    """A small realistic org: 3 standard + 2 custom objects, fields incl. formulas, lookups and a
+    dependent picklist, 3 Apex classes, a trigger, 2 flows with versions, validation rules,
+    layouts, a Lightning page, permission sets and a profile, record types, a report, an LWC, an
+    Aura bundle, an email template, dependency rows and audit-trail rows."""
+    org = FakeOrg()
+    o = org.objects
+    o["EntityDefinition"] = FakeObject(
+        "EntityDefinition",
+        ["Id", "DurableId", "QualifiedApiName", "DeveloperName", "NamespacePrefix", "Label", "MasterLabel",
+         "IsCustomizable", "IsCustomSetting", "IsQueryable", "KeyPrefix", "InternalSharingModel",
+         "ExternalSharingModel", "DeploymentStatus", "PublisherId", "LastModifiedDate", "LastModifiedById"],
+        tooling=True, data=True)
+    o["FieldDefinition"] = FakeObject(
+        "FieldDefinition",
+        ["Id", "DurableId", "QualifiedApiName", "DeveloperName", "EntityDefinitionId", "NamespacePrefix",
+         "Label", "DataType", "Description", "ComplianceGroup", "SecurityClassification", "BusinessStatus",
+         "RelationshipName", "IsIndexed", "IsNillable", "LastModifiedDate", "LastModifiedById"],
+        tooling=True, data=True,
+        relationships={"EntityDefinition": {"QualifiedApiName", "DurableId", "DeveloperName"},
+                       "LastModifiedBy": _USER_FIELDS})
+    o["CustomField"] = _std("CustomField", ["DeveloperName", "NamespacePrefix", "TableEnumOrId", "EntityDefinitionId",
+                                            "ManageableState", "Description", "InlineHelpText", "Length",
+                                            "FullName", "Metadata"])
+    o["CustomObject"] = _std("CustomObject", ["DeveloperName", "NamespacePrefix", "ManageableState", "Description",
+                                              "SharingModel", "ExternalName", "FullName", "Metadata"])
+    o["ApexClass"] = _std("ApexClass", ["Name", "NamespacePrefix", "ApiVersion", "Status", "IsValid", "Body",
+                                        "LengthWithoutComments", "ManageableState", "FullName", "Metadata"], data=True)
+    o["ApexTrigger"] = _std("ApexTrigger", ["Name", "NamespacePrefix", "TableEnumOrId", "EntityDefinitionId",
+                                            "ApiVersion", "Status", "IsValid", "Body", "UsageBeforeInsert",
+                                            "UsageAfterInsert", "UsageBeforeUpdate", "UsageAfterUpdate",
+                                            "UsageBeforeDelete", "UsageAfterDelete", "UsageAfterUndelete",
+                                            "ManageableState", "FullName", "Metadata"], data=True)
+    o["Flow"] = _std("Flow", ["DefinitionId", "MasterLabel", "VersionNumber", "Status", "ProcessType",
+                              "Description", "ApiVersion", "ManageableState", "FullName", "Metadata"],
+                     rels={"Definition": {"DeveloperName", "NamespacePrefix", "MasterLabel", "ActiveVersionId",
+                                          "LatestVersionId"}})
+    o["ValidationRule"] = _std("ValidationRule", ["ValidationName", "EntityDefinitionId", "Active", "Description",
+                                                  "ErrorDisplayField", "ErrorMessage", "NamespacePrefix",
+                                                  "ManageableState", "FullName", "Metadata"],
+                               rels={"EntityDefinition": {"QualifiedApiName", "DurableId"}})
+    o["Layout"] = _std("Layout", ["Name", "TableEnumOrId", "EntityDefinitionId", "NamespacePrefix", "LayoutType",
+                                  "ManageableState", "FullName", "Metadata"])
+    o["FlexiPage"] = _std("FlexiPage", ["DeveloperName", "MasterLabel", "NamespacePrefix", "EntityDefinitionId",
+                                        "Type", "Description", "ManageableState", "FullName", "Metadata"])
+    o["LightningComponentBundle"] = _std("LightningComponentBundle", [
+        "DeveloperName", "MasterLabel", "NamespacePrefix", "ApiVersion", "IsExposed", "Description",
+        "ManageableState", "FullName", "Metadata"])
+    o["AuraDefinitionBundle"] = _std("AuraDefinitionBundle", [
+        "DeveloperName", "MasterLabel", "NamespacePrefix", "ApiVersion", "Description", "ManageableState",
+        "FullName", "Metadata"])
+    o["MetadataComponentDependency"] = FakeObject("MetadataComponentDependency", [
+        "Id", "MetadataComponentId", "MetadataComponentName", "MetadataComponentNamespace",
+        "MetadataComponentType", "RefMetadataComponentId", "RefMetadataComponentName",
+        "RefMetadataComponentNamespace", "RefMetadataComponentType"], tooling=True)
+    # Data-API objects
+    o["PermissionSet"] = _std("PermissionSet", ["Name", "Label", "NamespacePrefix", "IsOwnedByProfile", "ProfileId",
+                                                "IsCustom", "Type", "Description"], tooling=True, data=True,
+                              rels={"Profile": {"Name", "Id"}})
+    o["RecordType"] = _std("RecordType", ["Name", "DeveloperName", "SobjectType", "NamespacePrefix", "IsActive",
+                                          "Description", "BusinessProcessId"], tooling=False, data=True)
+    o["Report"] = _std("Report", ["Name", "DeveloperName", "FolderName", "OwnerId", "NamespacePrefix", "Format",
+                                  "Description", "LastRunDate"], tooling=False, data=True)
+    o["Folder"] = _std("Folder", ["Name", "DeveloperName", "Type", "NamespacePrefix", "AccessType"],
+                       tooling=False, data=True)
+    o["EmailTemplate"] = _std("EmailTemplate", ["Name", "DeveloperName", "NamespacePrefix", "FolderId", "FolderName",
+                                                "TemplateType", "IsActive", "Subject", "Description",
+                                                "UiType"], tooling=False, data=True)
+    o["SetupAuditTrail"] = FakeObject("SetupAuditTrail", [
+        "Id", "Action", "Section", "Display", "CreatedDate", "CreatedById", "CreatedByContext",
+        "CreatedByIssuer", "DelegateUser", "ResponsibleNamespacePrefix"],
+        tooling=False, data=True, relationships={"CreatedBy": _USER_FIELDS})
+    for std_name in ("Account", "Contact", "Opportunity", "Invoice__c", "Project__c"):
+        o[std_name] = FakeObject(std_name, [f["name"] for f in _FIELDS[std_name]], tooling=False, data=True)
+
+    t0 = "2024-01-10T09:00:00.000+0000"
+    t1 = "2024-06-02T14:30:00.000+0000"
+    # Entities, fields
+    cf_n = itertools.count(1)
+    for e in _ENTITIES:
+        durable = e["id"] or e["api"]
+        custom = e["api"].endswith("__c")
+        org.add("EntityDefinition", Id=DUMMY_DEPENDENCY_ID, DurableId=durable, QualifiedApiName=e["api"],
+                DeveloperName=e["api"].removesuffix("__c"), NamespacePrefix=None, Label=e["label"],
+                MasterLabel=e["label"], IsCustomizable=True, IsCustomSetting=False, IsQueryable=True,
+                KeyPrefix=e["prefix"], InternalSharingModel=e["sharing"], ExternalSharingModel="Private",
+                DeploymentStatus="Deployed" if custom else None, PublisherId="System" if not custom else "<local>",
+                LastModifiedDate=t1 if custom else None, LastModifiedById=None)
+        if custom:
+            org.add("CustomObject", **_stamp({"Id": e["id"], "DeveloperName": e["api"].removesuffix("__c"),
+                                              "NamespacePrefix": None, "ManageableState": "unmanaged",
+                                              "Description": f"{e['label']} records.", "SharingModel": e["sharing"],
+                                              "ExternalName": None, "FullName": e["api"],
+                                              "Metadata": {"label": e["label"], "sharingModel": e["sharing"]}},
+                                             t0, t1))
+        fields = _FIELDS[e["api"]]
+        for f in fields:
+            group, klass = f.get("_compliance", (None, None))
+            fid = None
+            if f["custom"]:
+                fid = sf_id("00N", next(cf_n))
+                f["_id"] = fid
+                org.add("CustomField", **_stamp({
+                    "Id": fid, "DeveloperName": f["name"].removesuffix("__c"), "NamespacePrefix": None,
+                    "TableEnumOrId": durable, "EntityDefinitionId": durable, "ManageableState": "unmanaged",
+                    "Description": f.get("_description"), "InlineHelpText": None, "Length": f["length"] or None,
+                    "FullName": f"{e['api']}.{f['name']}",
+                    "Metadata": {"label": f["label"], "type": f["type"], "formula": f["calculatedFormula"]}},
+                    t0, t1, mod_by="Bob Builder"))
+            dtype = {"reference": f"Lookup({','.join(f['referenceTo'])})", "picklist": "Picklist",
+                     "currency": "Currency(16, 2)", "string": "Text(255)", "id": "Lookup()", "email": "Email",
+                     "percent": "Percent(3, 2)"}.get(f["type"], f["type"])
+            if f["calculated"]:
+                dtype = f"Formula ({dtype.split('(')[0]})"
+            org.add("FieldDefinition", Id=DUMMY_DEPENDENCY_ID,
+                    DurableId=f"{durable}.{fid[:15] if fid else f['name']}",
+                    QualifiedApiName=f["name"], DeveloperName=f["name"].removesuffix("__c"),
+                    EntityDefinitionId=durable, EntityDefinition={"QualifiedApiName": e["api"], "DurableId": durable,
+                                                                  "DeveloperName": e["api"].removesuffix("__c")},
+                    NamespacePrefix=None, Label=f["label"], DataType=dtype, Description=f.get("_description"),
+                    ComplianceGroup=group, SecurityClassification=klass, BusinessStatus="Active" if group else None,
+                    RelationshipName=f["relationshipName"], IsIndexed=f["name"] in ("Id", "Name"),
+                    IsNillable=f["nillable"], LastModifiedDate=t1 if f["custom"] else None, LastModifiedById=None,
+                    LastModifiedBy=_user("Bob Builder") if f["custom"] else None)
+        org.describes[e["api"]] = {
+            "name": e["api"], "label": e["label"], "custom": custom, "keyPrefix": e["prefix"],
+            "queryable": True, "fields": [{k: v for k, v in f.items() if not k.startswith("_")} for f in fields],
+            "childRelationships": [], "recordTypeInfos": [],
+        }
+    fid = {f"{obj}.{f['name']}": f.get("_id") for obj, fs in _FIELDS.items() for f in fs}
+    obj_id = {e["api"]: (e["id"] or e["api"]) for e in _ENTITIES}
+
+    # Apex
+    cls_ids = {}
+    for i, (name, body) in enumerate(_CLASSES.items(), start=1):
+        cls_ids[name] = sf_id("01p", i)
+        org.add("ApexClass", **_stamp({
+            "Id": cls_ids[name], "Name": name, "NamespacePrefix": None, "ApiVersion": 62.0, "Status": "Active",
+            "IsValid": True, "Body": body, "LengthWithoutComments": len(body), "ManageableState": "unmanaged",
+            "FullName": name, "Metadata": {"apiVersion": 62.0, "status": "Active"}}, t0, t1, mod_by="Carla Coder"))
+    trg_id = sf_id("01q", 1)
+    org.add("ApexTrigger", **_stamp({
+        "Id": trg_id, "Name": "AccountTrigger", "NamespacePrefix": None, "TableEnumOrId": "Account",
+        "EntityDefinitionId": "Account", "ApiVersion": 62.0, "Status": "Active", "IsValid": True,
+        "Body": "trigger AccountTrigger on Account (before insert, before update) {\n"
+                "    AccountTriggerHandler.beforeSave(Trigger.new);\n}\n",
+        "UsageBeforeInsert": True, "UsageAfterInsert": False, "UsageBeforeUpdate": True, "UsageAfterUpdate": False,
+        "UsageBeforeDelete": False, "UsageAfterDelete": False, "UsageAfterUndelete": False,
+        "ManageableState": "unmanaged", "FullName": "AccountTrigger", "Metadata": {"apiVersion": 62.0}}, t0, t1))
+
+    # Flows: Invoice_Approval v1 Obsolete, v2 Active, v3 Draft; Project_Kickoff v1 Active
+    flow_ids: dict[tuple[str, int], str] = {}
+    n = itertools.count(1)
+    for dev, label, ptype, objn, trig, versions, def_n in (
+        ("Invoice_Approval", "Invoice Approval", "AutoLaunchedFlow", "Invoice__c", "RecordAfterSave",
+         ["Obsolete", "Active", "Draft"], 1),
+        ("Project_Kickoff", "Project Kickoff", "Flow", None, None, ["Active"], 2),
+    ):
+        def_id = sf_id("300", def_n)
+        active = None
+        ids = []
+        for v, status in enumerate(versions, start=1):
+            vid = sf_id("301", next(n))
+            ids.append(vid)
+            flow_ids[(dev, v)] = vid
+            if status == "Active":
+                active = vid
+        for v, status in enumerate(versions, start=1):
+            org.add("Flow", **_stamp({
+                "Id": flow_ids[(dev, v)], "DefinitionId": def_id, "MasterLabel": label, "VersionNumber": v,
+                "Status": status, "ProcessType": ptype, "Description": f"{label} v{v}", "ApiVersion": 62.0,
+                "ManageableState": "unmanaged", "FullName": f"{dev}-{v}",
+                "Definition": {"DeveloperName": dev, "NamespacePrefix": None, "MasterLabel": label,
+                               "ActiveVersionId": active, "LatestVersionId": ids[-1]},
+                "Metadata": _flow_metadata(ptype, label, objn, trig, status)}, t0, t1))
+
+    # Validation rules
+    vr = [
+        (sf_id("03d", 1), "Invoice__c", "Amount_Positive", True, "Amount__c <= 0", "Amount must be positive.",
+         "Amount__c"),
+        (sf_id("03d", 2), "Opportunity", "Discount_Limit", True, "Discount_Percent__c > 0.5",
+         "Discount above 50% needs approval.", None),
+        (sf_id("03d", 3), "Account", "Region_Required", False, "ISBLANK(TEXT(Region__c))", "Pick a region.",
+         "Region__c"),
+    ]
+    for vid, objn, name, active, formula, msg, disp in vr:
+        org.add("ValidationRule", **_stamp({
+            "Id": vid, "ValidationName": name, "EntityDefinitionId": obj_id[objn],
+            "EntityDefinition": {"QualifiedApiName": objn, "DurableId": obj_id[objn]}, "Active": active,
+            "Description": f"Guard on {objn}", "ErrorDisplayField": disp, "ErrorMessage": msg,
+            "NamespacePrefix": None, "ManageableState": "unmanaged", "FullName": f"{objn}.{name}",
+            "Metadata": {"active": active, "description": f"Guard on {objn}", "errorConditionFormula": formula,
+                         "errorDisplayField": disp, "errorMessage": msg}}, t0, t1))
+
+    # Layouts, FlexiPage
+    for i, (objn, name, fields) in enumerate((
+        ("Account", "Account Layout", ["Name", "Industry", "Region__c"]),
+        ("Invoice__c", "Invoice Layout", ["Name", "Account__c", "Amount__c", "Status__c"]),
+        ("Opportunity", "Opportunity Layout", ["Name", "StageName", "Amount", "Net_Amount__c"]),
+    ), start=1):
+        org.add("Layout", **_stamp({
+            "Id": sf_id("00h", i), "Name": name, "TableEnumOrId": obj_id[objn], "EntityDefinitionId": obj_id[objn],
+            "NamespacePrefix": None, "LayoutType": "Standard", "ManageableState": "unmanaged",
+            "FullName": f"{objn}-{name}",
+            "Metadata": {"layoutSections": [{"label": "Information", "layoutColumns": [
+                {"layoutItems": [{"field": f, "behavior": "Edit"} for f in fields]}]}]}}, t0, t1))
+    org.add("FlexiPage", **_stamp({
+        "Id": sf_id("0M0", 1), "DeveloperName": "Invoice_Record_Page", "MasterLabel": "Invoice Record Page",
+        "NamespacePrefix": None, "EntityDefinitionId": obj_id["Invoice__c"], "Type": "RecordPage",
+        "Description": None, "ManageableState": "unmanaged", "FullName": "Invoice_Record_Page",
+        "Metadata": {"masterLabel": "Invoice Record Page", "type": "RecordPage", "sobjectType": "Invoice__c",
+                     "flexiPageRegions": [{"name": "main", "itemInstances": [
+                         {"componentInstance": {"componentName": "c:invoiceSummary"}}]}]}}, t0, t1))
+    # LWC / Aura
+    org.add("LightningComponentBundle", **_stamp({
+        "Id": sf_id("0Rb", 1), "DeveloperName": "invoiceSummary", "MasterLabel": "Invoice Summary",
+        "NamespacePrefix": None, "ApiVersion": 62.0, "IsExposed": True, "Description": "Shows invoice totals.",
+        "ManageableState": "unmanaged", "FullName": "invoiceSummary",
+        "Metadata": {"apiVersion": 62.0, "isExposed": True}}, t0, t1))
+    org.add("AuraDefinitionBundle", **_stamp({
+        "Id": sf_id("0Ab", 1), "DeveloperName": "accountBanner", "MasterLabel": "accountBanner",
+        "NamespacePrefix": None, "ApiVersion": 55.0, "Description": None, "ManageableState": "unmanaged",
+        "FullName": "accountBanner", "Metadata": {"apiVersion": 55.0}}, t0))
+    # Permission sets / profile
+    org.add("PermissionSet", **_stamp({
+        "Id": sf_id("0PS", 1), "Name": "Invoice_Manager", "Label": "Invoice Manager", "NamespacePrefix": None,
+        "IsOwnedByProfile": False, "ProfileId": None, "Profile": None, "IsCustom": True, "Type": "Regular",
+        "Description": "Manage invoices."}, t0, t1))
+    org.add("PermissionSet", **_stamp({
+        "Id": sf_id("0PS", 2), "Name": "X00e000000000001AAA", "Label": "00e000000000001AAA",
+        "NamespacePrefix": None, "IsOwnedByProfile": True, "ProfileId": sf_id("00e", 1),
+        "Profile": {"Name": "System Administrator", "Id": sf_id("00e", 1)}, "IsCustom": False,
+        "Type": "Profile", "Description": None}, t0))
+    # Record types, folders, reports, email templates
+    org.add("RecordType", **_stamp({
+        "Id": sf_id("012", 1), "Name": "New Business", "DeveloperName": "New_Business", "SobjectType": "Opportunity",
+        "NamespacePrefix": None, "IsActive": True, "Description": None, "BusinessProcessId": sf_id("019", 1)}, t0))
+    org.add("RecordType", **_stamp({
+        "Id": sf_id("012", 2), "Name": "Partner", "DeveloperName": "Partner", "SobjectType": "Account",
+        "NamespacePrefix": None, "IsActive": True, "Description": "Partner accounts", "BusinessProcessId": None}, t0))
+    org.add("Folder", **_stamp({"Id": sf_id("00l", 1), "Name": "Sales Reports", "DeveloperName": "Sales_Reports",
+                                "Type": "Report", "NamespacePrefix": None, "AccessType": "Public"}, t0))
+    org.add("Folder", **_stamp({"Id": sf_id("00l", 2), "Name": "Billing Templates", "DeveloperName": "Billing_Templates",
+                                "Type": "Email", "NamespacePrefix": None, "AccessType": "Public"}, t0))
+    org.add("Report", **_stamp({
+        "Id": sf_id("00O", 1), "Name": "Open Invoices", "DeveloperName": "Open_Invoices", "FolderName": "Sales Reports",
+        "OwnerId": sf_id("00l", 1), "NamespacePrefix": None, "Format": "Tabular", "Description": "Unpaid invoices.",
+        "LastRunDate": t1}, t0, t1))
+    org.add("EmailTemplate", **_stamp({
+        "Id": sf_id("00X", 1), "Name": "Invoice Reminder", "DeveloperName": "Invoice_Reminder", "NamespacePrefix": None,
+        "FolderId": sf_id("00l", 2), "FolderName": "Billing Templates", "TemplateType": "text", "IsActive": True,
+        "Subject": "Your invoice {!Invoice__c.Name}", "Description": None, "UiType": "Aloha"}, t0))
+
+    # Dependencies
+    deps = org.obj("MetadataComponentDependency").records
+    deps += [
+        _dep(cls_ids["InvoiceService"], "InvoiceService", "ApexClass", sf_id("01I", 1), "Invoice", "CustomObject"),
+        _dep(cls_ids["InvoiceService"], "InvoiceService", "ApexClass", fid["Invoice__c.Amount__c"], "Amount",
+             "CustomField"),
+        _dep(cls_ids["InvoiceService"], "InvoiceService", "ApexClass", fid["Invoice__c.Account__c"], "Account",
+             "CustomField"),
+        _dep(cls_ids["InvoiceServiceTest"], "InvoiceServiceTest", "ApexClass", cls_ids["InvoiceService"],
+             "InvoiceService", "ApexClass"),
+        _dep(cls_ids["AccountTriggerHandler"], "AccountTriggerHandler", "ApexClass", "Account", "Account",
+             "StandardEntity"),
+        _dep(cls_ids["AccountTriggerHandler"], "AccountTriggerHandler", "ApexClass", fid["Account.Region__c"],
+             "Region", "CustomField"),
+        _dep(trg_id, "AccountTrigger", "ApexTrigger", cls_ids["AccountTriggerHandler"], "AccountTriggerHandler",
+             "ApexClass"),
+        _dep(trg_id, "AccountTrigger", "ApexTrigger", "Account", "Account", "StandardEntity"),
+        _dep(flow_ids[("Invoice_Approval", 1)], "Invoice_Approval", "Flow", fid["Invoice__c.Status__c"], "Status",
+             "CustomField"),
+        _dep(flow_ids[("Invoice_Approval", 2)], "Invoice_Approval", "Flow", fid["Invoice__c.Status__c"], "Status",
+             "CustomField"),
+        _dep(sf_id("03d", 1), "Amount_Positive", "ValidationRule", fid["Invoice__c.Amount__c"], "Amount",
+             "CustomField"),
+        _dep(sf_id("03d", 2), "Discount_Limit", "ValidationRule", fid["Opportunity.Discount_Percent__c"],
+             "Discount_Percent", "CustomField"),
+        _dep(sf_id("00h", 2), "Invoice Layout", "Layout", fid["Invoice__c.Amount__c"], "Amount", "CustomField"),
+        _dep(fid["Project__c.Invoice__c"], "Invoice", "CustomField", sf_id("01I", 1), "Invoice", "CustomObject"),
+        _dep(fid["Opportunity.Net_Amount__c"], "Net_Amount", "CustomField", fid["Opportunity.Discount_Percent__c"],
+             "Discount_Percent", "CustomField"),
+        _dep(sf_id("0Rb", 1), "invoiceSummary", "LightningComponentBundle", cls_ids["InvoiceService"],
+             "InvoiceService", "ApexClass"),
+        _dep(sf_id("0M0", 1), "Invoice_Record_Page", "FlexiPage", sf_id("0Rb", 1), "invoiceSummary",
+             "LightningComponentBundle"),
+    ]
+    # Audit trail
+    for i, (when, action, section, display) in enumerate((
+        ("2024-05-01T08:00:00.000+0000", "createdCF", "Customize Invoices", "Created custom field Tax (Currency)"),
+        ("2024-05-03T10:15:00.000+0000", "changedApexClass", "Apex Class", "Changed Class code: InvoiceService"),
+        ("2024-05-20T12:00:00.000+0000", "activatedFlow", "Flows", "Activated flow version Invoice_Approval v2"),
+        ("2024-06-01T16:45:00.000+0000", "changedValidationFormula", "Customize Opportunities",
+         "Changed validation formula Discount_Limit"),
+        ("2024-06-02T14:30:00.000+0000", "PermSetFlsChanged", "Manage Users",
+         "Changed field permissions for Invoice_Manager"),
+    ), start=1):
+        org.add("SetupAuditTrail", Id=sf_id("0Ym", i), Action=action, Section=section, Display=display,
+                CreatedDate=when, CreatedById=None, CreatedBy=_user("Ada Admin"), CreatedByContext=None,
+                CreatedByIssuer=None, DelegateUser=None, ResponsibleNamespacePrefix=None)
+    return org
+
+
+# --------------------------------------------------------------------------------------------
+# SOQL subset
+# --------------------------------------------------------------------------------------------
+class SoqlError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass
+class Query:
+    fields: list[str]
+    obj: str
+    where: list[tuple[str, str, Any]]
+    order_by: tuple[str, bool] | None = None
+    limit: int | None = None
+    offset: int | None = None
+    count: bool = False
+
+
+_TOKEN_RE = re.compile(r"\s*(?:('(?:[^'\\]|\\.)*')|(<=|>=|!=|<>|=|<|>|\(|\)|,)|([^\s,()=<>!']+))")
+
+
+def _tokenize(soql: str) -> list[str]:
+    pos, out = 0, []
+    s = soql.strip()
+    while pos < len(s):
+        m = _TOKEN_RE.match(s, pos)
+        if not m or m.end() == pos:
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token at {s[pos:pos + 20]!r}")
+        tok = m.group(1) or m.group(2) or m.group(3)
+        out.append(tok)
+        pos = m.end()
+        while pos < len(s) and s[pos].isspace():
+            pos += 1
+    return out
+
+
+def _literal(tok: str) -> Any:
+    if tok.startswith("'"):
+        return re.sub(r"\\(.)", r"\1", tok[1:-1])
+    low = tok.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "null":
+        return None
+    if re.fullmatch(r"-?\d+(\.\d+)?", tok):
+        return float(tok) if "." in tok else int(tok)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?", tok):
+        return _Date(tok)
+    raise SoqlError("MALFORMED_QUERY", f"unexpected literal {tok!r}")
+
+
+class _Date(str):
+    """A bare SOQL date/datetime literal."""
+
+
+def parse_soql(soql: str) -> Query:
+    toks = _tokenize(soql)
+    i = 0
+
+    def peek(k: int = 0) -> str:
+        return toks[i + k] if i + k < len(toks) else ""
+
+    def take(expect: str | None = None) -> str:
+        nonlocal i
+        tok = peek()
+        if not tok or (expect and tok.upper() != expect):
+            raise SoqlError("MALFORMED_QUERY", f"expected {expect or 'a token'} near {tok!r}")
+        i += 1
+        return tok
+
+    take("SELECT")
+    fields: list[str] = []
+    count = False
+    while True:
+        f = take()
+        if f.upper() == "COUNT" and peek() == "(":
+            take("(")
+            take(")")
+            count = True
+        elif f == "(" or f.upper() == "TYPEOF":
+            raise SoqlError("MALFORMED_QUERY", "fake Salesforce: sub-queries/TYPEOF not supported")
+        else:
+            fields.append(f)
+        if peek() == ",":
+            take(",")
+            continue
+        break
+    take("FROM")
+    obj = take()
+    where: list[tuple[str, str, Any]] = []
+    if peek().upper() == "WHERE":
+        take()
+        while True:
+            if peek().upper() == "NOT" or peek() == "(":
+                raise SoqlError("MALFORMED_QUERY", "NOT / parenthesised conditions: unsupported here")
+            f = take()
+            op = take().upper()
+            if op == "NOT" and peek().upper() == "IN":
+                take()
+                op = "NOT IN"
+            if op in ("IN", "NOT IN"):
+                take("(")
+                vals = []
+                while True:
+                    vals.append(_literal(take()))
+                    if peek() == ",":
+                        take(",")
+                        continue
+                    take(")")
+                    break
+                where.append((f, op, vals))
+            elif op in ("=", "!=", "<>", "<", ">", "<=", ">=", "LIKE"):
+                where.append((f, "!=" if op == "<>" else op, _literal(take())))
+            else:
+                raise SoqlError("MALFORMED_QUERY", f"unexpected operator {op!r}")
+            nxt = peek().upper()
+            if nxt == "AND":
+                take()
+                continue
+            if nxt in ("OR", "NOT"):
+                raise SoqlError("MALFORMED_QUERY", f"{nxt}: unsupported here")
+            break
+    order_by = None
+    limit = offset = None
+    while peek():
+        kw = take().upper()
+        if kw == "ORDER":
+            take("BY")
+            f = take()
+            desc = False
+            if peek().upper() in ("ASC", "DESC"):
+                desc = take().upper() == "DESC"
+            if peek().upper() == "NULLS":
+                take()
+                take()
+            order_by = (f, desc)
+        elif kw == "LIMIT":
+            limit = int(take())
+        elif kw == "OFFSET":
+            offset = int(take())
+        else:
+            raise SoqlError("MALFORMED_QUERY", f"fake Salesforce: unsupported clause {kw}")
+    return Query(fields, obj, where, order_by, limit, offset, count)
+
+
+def _parse_dt(v: Any) -> dt.datetime | None:
+    if not isinstance(v, str) or not re.match(r"\d{4}-\d{2}-\d{2}", v):
+        return None
+    s = v.replace("Z", "+00:00")
+    s = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", s)
+    try:
+        d = dt.datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+
+
+def _get_path(rec: dict[str, Any], path: str) -> Any:
+    cur: Any = rec
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        key = next((k for k in cur if k.lower() == part.lower()), None)
+        if key is None:
+            return None
+        cur = cur[key]
+    return cur
+
+
+def _cmp_value(a: Any, b: Any) -> tuple[Any, Any]:
+    da, db = _parse_dt(a), _parse_dt(b)
+    if da and db:
+        return da, db
+    if isinstance(a, str) and isinstance(b, str):
+        return a.lower(), b.lower()
+    return a, b
+
+
+def _matches(rec: dict[str, Any], where: list[tuple[str, str, Any]]) -> bool:
+    for f, op, val in where:
+        v = _get_path(rec, f)
+        if op in ("IN", "NOT IN"):
+            hit = any(_cmp_value(v, x)[0] == _cmp_value(v, x)[1] for x in val)
+            if hit != (op == "IN"):
+                return False
+            continue
+        if op == "LIKE":
+            pat = "^" + re.escape(str(val)).replace("%", ".*").replace("_", ".") + "$"
+            if v is None or not re.match(pat, str(v), re.I):
+                return False
+            continue
+        if v is None or val is None:
+            ok = (v is None and val is None) if op == "=" else (op == "!=" and (v is None) != (val is None))
+            if not ok:
+                return False
+            continue
+        a, b = _cmp_value(v, val)
+        try:
+            ok = {"=": a == b, "!=": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+        except TypeError:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Faults and recording
+# --------------------------------------------------------------------------------------------
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    soql: str | None
+    body: Any = None
+    status: int | None = None
+    #: Query results only: object queried and number of rows matched (before paging).
+    obj: str | None = None
+    matched: int | None = None
+
+
+@dataclass
+class Faults:
+    #: After this many more authenticated API requests, every issued token is revoked.
+    expire_session_after: int | None = None
+    #: Delay (seconds) applied to the next ``delay_times`` requests (None: all requests).
+    delay_s: float = 0.0
+    delay_times: int | None = None
+    delay_path_contains: str | None = None
+    #: Drop every connection without answering.
+    down: bool = False
+    #: Queued failures: dicts {kind, times, path_contains}.
+    queued: list[dict[str, Any]] = field(default_factory=list)
+
+    def fail(self, kind: str | int, times: int = 1, path_contains: str | None = None) -> None:
+        """Queue ``times`` failures of ``kind`` ("REQUEST_LIMIT_EXCEEDED", 429, 503, 500)."""
+        self.queued.append({"kind": kind, "times": times, "path_contains": path_contains})
+
+    def slow(self, seconds: float, times: int | None = 1, path_contains: str | None = None) -> None:
+        self.delay_s, self.delay_times, self.delay_path_contains = seconds, times, path_contains
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # quiet: clients time out on purpose
+        pass
+
+
+class FakeSalesforce:
+    """Context manager: ``with FakeSalesforce() as sf: sf.instance_url, sf.ca_path ...``."""
+
+    def __init__(self, org: FakeOrg | None = None, *, version: str = "62.0") -> None:
+        self.org = org or default_org()
+        self.version = version
+        self.faults = Faults()
+        self.requests: list[RecordedRequest] = []
+        self.lock = threading.RLock()
+        self.valid_tokens: set[str] = {FAKE_STATIC_TOKEN}
+        self.issued_tokens: list[str] = []
+        self.api_usage = 0
+        self._locators: dict[str, dict[str, Any]] = {}
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._ca = trustme.CA()
+        self._tmp = tempfile.TemporaryDirectory(prefix="fake-sf-")
+        self.ca_path = str(Path(self._tmp.name) / "fake-sf-ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_path)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self._jwt_key: Any = None
+        self.jwt_private_key_pem: str = ""
+        self.jwt_audiences: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "FakeSalesforce":
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self._jwt_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.jwt_private_key_pem = self._jwt_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        cert = self._ca.issue_cert("127.0.0.1", "localhost")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        fake = self
+
+        class Handler(_Handler):
+            server_fake = fake
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+        self.port = self._server.server_address[1]
+        self.jwt_audiences = {self.instance_url, "https://login.salesforce.com", "https://test.salesforce.com"}
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True, name="fake-salesforce")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "FakeSalesforce":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def instance_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    # -- helpers for tests -------------------------------------------------------------------
+    def env_for(self, kind: str, prefix: str = "SF_FAKE") -> dict[str, str]:
+        """Environment variables holding this fake's (fake) secrets for an auth kind."""
+        if kind == "access_token":
+            return {f"{prefix}_ACCESS_TOKEN": FAKE_STATIC_TOKEN}
+        if kind == "client_credentials":
+            return {f"{prefix}_CLIENT_ID": FAKE_CLIENT_ID, f"{prefix}_CLIENT_SECRET": FAKE_CLIENT_SECRET}
+        if kind == "jwt":
+            return {f"{prefix}_CLIENT_ID": FAKE_CLIENT_ID, f"{prefix}_USERNAME": FAKE_USERNAME,
+                    f"{prefix}_PRIVATE_KEY": self.jwt_private_key_pem}
+        if kind == "password":
+            return {f"{prefix}_USERNAME": FAKE_USERNAME, f"{prefix}_PASSWORD": FAKE_PASSWORD,
+                    f"{prefix}_SECURITY_TOKEN": FAKE_SECURITY_TOKEN, f"{prefix}_CLIENT_ID": FAKE_CLIENT_ID,
+                    f"{prefix}_CLIENT_SECRET": FAKE_CLIENT_SECRET}
+        raise ValueError(kind)
+
+    def auth_env_keys(self, kind: str, prefix: str = "SF_FAKE") -> dict[str, str]:
+        """``*_env`` key → variable name, as orgs.yaml would hold them."""
+        return {f"{var[len(prefix) + 1:].lower()}_env": var for var in self.env_for(kind, prefix)}
+
+    def org_config(self, kind: str = "client_credentials", name: str = "fake-live", prefix: str = "SF_FAKE",
+                   *, login_url: str | None = None, api_version: str | None = None) -> Any:
+        from aicolleague_pipelines.lib.orgs import AuthConfig, OrgConfig
+
+        return OrgConfig(name=name, source="live", instance_url=self.instance_url,
+                         api_version=api_version or self.version,
+                         auth=AuthConfig(kind=kind, env=self.auth_env_keys(kind, prefix), login_url=login_url),
+                         ca_bundle=self.ca_path)
+
+    def secrets(self) -> list[str]:
+        """Every secret value the fake knows (for leak assertions)."""
+        pem_body = "".join(self.jwt_private_key_pem.splitlines()[1:-1])
+        return [FAKE_CLIENT_SECRET, FAKE_PASSWORD, FAKE_SECURITY_TOKEN, FAKE_STATIC_TOKEN, pem_body[:64],
+                *self.issued_tokens]
+
+    def api_requests(self) -> list[RecordedRequest]:
+        """Recorded requests other than OAuth token requests."""
+        return [r for r in self.requests if not r.path.startswith("/services/oauth2/")]
+
+    def queries(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.soql]
+
+    def revoke_all_tokens(self) -> None:
+        with self.lock:
+            self.valid_tokens.clear()
+
+    # -- request handling (called from handler threads) -------------------------------------
+    def handle(self, h: "_Handler", method: str) -> None:
+        split = urlsplit(h.path)
+        query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        rec = RecordedRequest(method, split.path, query, query.get("q"))
+        with self.lock:
+            self.requests.append(rec)
+            faults = self.faults
+            if faults.down:
+                h.close_connection = True
+                try:
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            delay = 0.0
+            if faults.delay_s and (faults.delay_path_contains is None or faults.delay_path_contains in h.path):
+                if faults.delay_times is None or faults.delay_times > 0:
+                    delay = faults.delay_s
+                    if faults.delay_times is not None:
+                        faults.delay_times -= 1
+        if delay:
+            time.sleep(delay)
+        try:
+            status, headers, body = self._dispatch(h, method, split.path, query, raw, rec)
+        except SoqlError as exc:
+            status, headers, body = exc.status, {}, _err(exc.code, exc.message)
+        except Exception as exc:  # a bug in the fake: make it visible
+            status, headers, body = 500, {}, _err("UNKNOWN_EXCEPTION", f"fake Salesforce bug: {exc!r}")
+        rec.status = status
+        h.respond(status, headers, body)
+
+    def _authorized(self, h: "_Handler") -> bool:
+        auth = h.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        with self.lock:
+            if self.faults.expire_session_after is not None:
+                if self.faults.expire_session_after <= 0:
+                    self.valid_tokens.clear()
+                    self.faults.expire_session_after = None
+                else:
+                    self.faults.expire_session_after -= 1
+            return token in self.valid_tokens
+
+    def _queued_fault(self, path: str) -> Any:
+        with self.lock:
+            for f in self.faults.queued:
+                if f["times"] > 0 and (not f["path_contains"] or f["path_contains"] in path):
+                    f["times"] -= 1
+                    return f["kind"]
+        return None
+
+    def _dispatch(self, h: "_Handler", method: str, path: str, query: dict[str, str], raw: bytes,
+                  rec: RecordedRequest) -> tuple[int, dict[str, str], Any]:
+        if len(h.path) > self.org.max_url_length:
+            return 431, {}, "Request Header Fields Too Large"
+        if path == "/services/oauth2/token" and method == "POST":
+            return self._token(h, raw)
+        if not self._authorized(h):
+            return 401, {}, _err("INVALID_SESSION_ID", "Session expired or invalid")
+        kind = self._queued_fault(path)
+        if kind == "REQUEST_LIMIT_EXCEEDED":
+            return 403, {}, _err("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        if kind in (429, 500, 502, 503):
+            body = _err("SERVER_UNAVAILABLE", "Service Unavailable") if kind != 429 else \
+                _err("REQUEST_LIMIT_EXCEEDED", "Too many requests")
+            return int(kind), {}, body
+        with self.lock:
+            self.api_usage += 1
+            usage = self.api_usage
+        headers = {"Sforce-Limit-Info": f"api-usage={usage}/{API_LIMIT}"}
+        body_json = None
+        if raw:
+            try:
+                body_json = json.loads(raw)
+            except ValueError:
+                return 400, headers, _err("JSON_PARSER_ERROR", "request body is not JSON")
+            rec.body = body_json
+        status, extra, body = self._route(method, path, query, body_json, rec)
+        headers.update(extra)
+        return status, headers, body
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any,
+               rec: RecordedRequest) -> tuple[int, dict[str, str], Any]:
+        m = re.match(r"^/services/data/v(\d+\.\d+)(/.*)?$", path)
+        if not m:
+            return 404, {}, _err("NOT_FOUND", "The requested resource does not exist")
+        version, rest = m.group(1), (m.group(2) or "/").rstrip("/") or "/"
+        if version not in self.org.api_versions:
+            return 404, {}, _err("NOT_FOUND", f"API version {version} is not supported")
+        tooling = rest.startswith("/tooling/")
+        sub = rest[len("/tooling"):] if tooling else rest
+        if method == "GET" and sub == "/query":
+            if "q" not in query:
+                return 400, {}, _err("MALFORMED_QUERY", "missing q parameter")
+            return 200, {}, self._query(query["q"], tooling, version, rec)
+        m2 = re.match(r"^/query/([\w-]+)$", sub)
+        if method == "GET" and m2:
+            return 200, {}, self._query_more(m2.group(1), tooling, version)
+        if method == "GET" and sub == "/limits" and not tooling:
+            return 200, {}, {"DailyApiRequests": {"Max": API_LIMIT, "Remaining": API_LIMIT - self.api_usage}}
+        m2 = re.match(r"^/sobjects/(\w+)/describe$", sub)
+        if method == "GET" and m2 and not tooling:
+            d = next((v for k, v in self.org.describes.items() if k.lower() == m2.group(1).lower()), None)
+            if d is None:
+                return 404, {}, _err("NOT_FOUND", f"The requested resource does not exist: {m2.group(1)}")
+            return 200, {}, d
+        m2 = re.match(r"^/sobjects/(\w+)/(\w+)$", sub)
+        if method == "GET" and m2:
+            return self._get_record(m2.group(1), m2.group(2), tooling, version)
+        if method == "POST" and sub == "/composite" and tooling:
+            return self._composite(body, version, rec)
+        if tooling and sub == "/jobs/query" and method == "POST":
+            return self._bulk_create(body, version)
+        m2 = re.match(r"^/jobs/query/(\w+)(/results)?$", sub)
+        if tooling and m2 and method == "GET":
+            if m2.group(2):
+                return self._bulk_results(m2.group(1), query)
+            return self._bulk_status(m2.group(1))
+        return 404, {}, _err("NOT_FOUND", f"The requested resource does not exist: {path}")
+
+    # -- OAuth -------------------------------------------------------------------------------
+    def _token(self, h: "_Handler", raw: bytes) -> tuple[int, dict[str, str], Any]:
+        form = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+        grant = form.get("grant_type")
+        cid, csecret = form.get("client_id"), form.get("client_secret")
+        basic = h.headers.get("Authorization", "")
+        if basic.startswith("Basic "):
+            try:
+                cid, _, csecret = base64.b64decode(basic[6:]).decode().partition(":")
+            except Exception:
+                return 400, {}, {"error": "invalid_client", "error_description": "bad Basic header"}
+        bad = {"error": "invalid_grant", "error_description": "authentication failure"}
+        if grant == "client_credentials":
+            if cid != FAKE_CLIENT_ID or csecret != FAKE_CLIENT_SECRET:
+                return 400, {}, {"error": "invalid_client", "error_description": "invalid client credentials"}
+        elif grant == "password":
+            if cid != FAKE_CLIENT_ID or csecret != FAKE_CLIENT_SECRET:
+                return 400, {}, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+            if form.get("username") != FAKE_USERNAME or form.get("password") != FAKE_PASSWORD + FAKE_SECURITY_TOKEN:
+                return 400, {}, bad
+        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            import jwt
+
+            try:
+                if self.org.verify_jwt:
+                    claims = jwt.decode(form.get("assertion", ""), self._jwt_key.public_key(), algorithms=["RS256"],
+                                        audience=sorted(self.jwt_audiences), options={"require": ["exp", "iss", "sub",
+                                                                                                  "aud"]})
+                else:
+                    claims = jwt.decode(form.get("assertion", ""), options={"verify_signature": False})
+            except jwt.PyJWTError as exc:
+                return 400, {}, {"error": "invalid_grant", "error_description": f"invalid assertion: {type(exc).__name__}"}
+            if claims.get("iss") != FAKE_CLIENT_ID:
+                return 400, {}, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+            if claims.get("sub") != FAKE_USERNAME:
+                return 400, {}, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}
+        else:
+            return 400, {}, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
+        token = f"00DFAKE!FAKESECRET-{uuid.uuid4().hex}"
+        with self.lock:
+            self.valid_tokens.add(token)
+            self.issued_tokens.append(token)
+        return 200, {}, {
+            "access_token": token, "instance_url": self.instance_url,
+            "id": f"{self.instance_url}/id/{self.org.org_id}/005000000000001AAA", "token_type": "Bearer",
+            "issued_at": str(int(time.time() * 1000)), "signature": "ZmFrZQ==", "scope": "api",
+        }
+
+    # -- queries -----------------------------------------------------------------------------
+    def _query(self, soql: str, tooling: bool, version: str, rec: RecordedRequest) -> Any:
+        q = parse_soql(soql)
+        try:
+            obj = self.org.obj(q.obj)
+        except KeyError:
+            raise SoqlError("INVALID_TYPE", f"sObject type '{q.obj}' is not supported.") from None
+        if (tooling and not obj.tooling) or (not tooling and not obj.data):
+            raise SoqlError("INVALID_TYPE", f"sObject type '{obj.name}' is not supported"
+                            f"{' by the Tooling API' if tooling else ''}.")
+        rec.obj = obj.name
+        fields = [self._check_field(obj, f) for f in q.fields]
+        for f, _, _ in q.where:
+            self._check_field(obj, f)
+        defn = obj.name in ("EntityDefinition", "FieldDefinition")
+        mcd = obj.name == "MetadataComponentDependency"
+        if defn and q.count:
+            raise SoqlError("MALFORMED_QUERY", f"{obj.name} does not support aggregate queries (COUNT)")
+        if obj.name == "FieldDefinition" and not any(
+            f.lower().startswith("entitydefinition") or f.lower() == "durableid" for f, _, _ in q.where
+        ):
+            raise SoqlError("MALFORMED_QUERY", "FieldDefinition: query must filter on EntityDefinitionId, "
+                            "EntityDefinition.QualifiedApiName or DurableId")
+        if mcd:
+            if q.order_by:
+                raise SoqlError("MALFORMED_QUERY", "MetadataComponentDependency does not support ORDER BY")
+            if any(f.lower().endswith("componentname") for f, _, _ in q.where):
+                raise SoqlError("MALFORMED_QUERY", "MetadataComponentDependency: filtering on the Name fields "
+                                "is not supported")
+        rows = [r for r in obj.records if _matches(r, q.where)]
+        if q.order_by:
+            f, desc = q.order_by
+            rows.sort(key=lambda r: (_get_path(r, f) is None, _cmp_value(_get_path(r, f), "")[0] or ""),
+                      reverse=desc)
+        if not defn:
+            if q.offset:
+                rows = rows[q.offset:]
+            if q.limit is not None:
+                rows = rows[:q.limit]
+        if mcd:
+            rows = rows[: self.org.dependency_cap]
+        rec.matched = len(rows)
+        if tooling and len(rows) > 1 and any(f.split(".")[0].lower() in ("metadata", "fullname") for f in fields):
+            raise SoqlError("MALFORMED_QUERY", "When retrieving results with Metadata or FullName fields, the query "
+                            f"qualifications must specify no more than one row for retrieval. Result size: {len(rows)}")
+        if q.count:
+            return {"totalSize": len(rows), "done": True, "records": []}
+        records = [self._render(obj, r, fields, tooling, version) for r in rows]
+        page = len(records) if mcd else max(1, self.org.page_size)
+        return self._page(obj.name, records, 0, page, tooling, version, soql)
+
+    def _check_field(self, obj: FakeObject, f: str) -> str:
+        parts = f.split(".")
+        canon = obj.canonical(parts[0])
+        if canon is None or (len(parts) == 1 and canon in obj.relationships and canon not in obj.fields):
+            raise SoqlError("INVALID_FIELD", f"No such column '{f}' on entity '{obj.name}'. If you are attempting "
+                            "to use a custom field, be sure to append the '__c' after the custom field name.")
+        if len(parts) > 1:
+            allowed = obj.relationships.get(canon)
+            if allowed is None or len(parts) != 2 or parts[1].lower() not in {a.lower() for a in allowed}:
+                raise SoqlError("INVALID_FIELD", f"Didn't understand relationship '{f}' in field path.")
+            sub = next(a for a in allowed if a.lower() == parts[1].lower())
+            return f"{canon}.{sub}"
+        return canon
+
+    def _render(self, obj: FakeObject, r: dict[str, Any], fields: list[str], tooling: bool,
+                version: str) -> dict[str, Any]:
+        base = f"/services/data/v{version}/{'tooling/' if tooling else ''}sobjects"
+        out: dict[str, Any] = {"attributes": {"type": obj.name, "url": f"{base}/{obj.name}/{r.get('Id')}"}}
+        for f in fields:
+            if "." in f:
+                rel, sub = f.split(".")
+                val = r.get(rel)
+                if val is None:
+                    out.setdefault(rel, None)
+                    continue
+                rtype = "User" if rel.endswith("By") else rel
+                target = out.get(rel) or {"attributes": {"type": rtype, "url": f"{base}/{rtype}/{val.get('Id')}"}}
+                target[sub] = copy.deepcopy(val.get(sub))
+                out[rel] = target
+            else:
+                out[f] = copy.deepcopy(r.get(f))
+        return out
+
+    def _page(self, objname: str, records: list[dict[str, Any]], start: int, size: int, tooling: bool,
+              version: str, soql: str) -> dict[str, Any]:
+        chunk = records[start:start + size]
+        done = start + size >= len(records)
+        body: dict[str, Any] = {}
+        if tooling:
+            body.update({"size": len(records), "totalSize": len(records), "done": done, "queryLocator": None,
+                         "entityTypeName": objname})
+        else:
+            body.update({"totalSize": len(records), "done": done})
+        if not done:
+            with self.lock:
+                key = f"01gFAKE{len(self._locators) + 1:08d}"
+                self._locators[key] = {"records": records, "obj": objname, "size": size, "tooling": tooling}
+            loc = f"{key}-{start + size}"
+            body["nextRecordsUrl"] = f"/services/data/v{version}/{'tooling/' if tooling else ''}query/{loc}"
+            if tooling:
+                body["queryLocator"] = loc
+        body["records"] = chunk
+        return body
+
+    def _query_more(self, locator: str, tooling: bool, version: str) -> Any:
+        key, _, off = locator.rpartition("-")
+        state = self._locators.get(key)
+        if not state or not off.isdigit() or state["tooling"] != tooling:
+            raise SoqlError("INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._page(state["obj"], state["records"], int(off), state["size"], tooling, version, "")
+
+    def _get_record(self, objname: str, rid: str, tooling: bool, version: str) -> tuple[int, dict[str, str], Any]:
+        try:
+            obj = self.org.obj(objname)
+        except KeyError:
+            return 404, {}, _err("NOT_FOUND", f"The requested resource does not exist: {objname}")
+        if (tooling and not obj.tooling) or (not tooling and not obj.data):
+            return 404, {}, _err("NOT_FOUND", f"The requested resource does not exist: {objname}")
+        r = next((x for x in obj.records if x.get("Id") == rid or str(x.get("Id", ""))[:15] == rid), None)
+        if r is None:
+            return 404, {}, _err("NOT_FOUND", "The requested resource does not exist")
+        out = {"attributes": {"type": obj.name, "url": f"/services/data/v{version}/{'tooling/' if tooling else ''}"
+                              f"sobjects/{obj.name}/{rid}"}}
+        out.update({k: copy.deepcopy(v) for k, v in r.items()})
+        return 200, {}, out
+
+    def _composite(self, body: Any, version: str, rec: RecordedRequest) -> tuple[int, dict[str, str], Any]:
+        subs = (body or {}).get("compositeRequest")
+        if not isinstance(subs, list) or not subs:
+            return 400, {}, _err("INVALID_INPUT", "compositeRequest is required")
+        if len(subs) > 25:
+            return 400, {}, _err("LIMIT_EXCEEDED", f"Composite request limit exceeded: {len(subs)} > 25 subrequests")
+        out = []
+        for s in subs:
+            url = str(s.get("url", ""))
+            m = re.match(r"^/services/data/v(\d+\.\d+)/tooling/sobjects/(\w+)/(\w+)$", url)
+            if s.get("method", "GET") != "GET" or not m:
+                st, b = 400, _err("INVALID_INPUT", f"fake Salesforce: unsupported subrequest {url}")
+            else:
+                st, _, b = self._get_record(m.group(2), m.group(3), True, m.group(1))
+            out.append({"body": b, "httpHeaders": {}, "httpStatusCode": st, "referenceId": s.get("referenceId")})
+        return 200, {}, {"compositeResponse": out}
+
+    # -- Bulk API 2.0 (tooling query jobs) ---------------------------------------------------
+    def _bulk_create(self, body: Any, version: str) -> tuple[int, dict[str, str], Any]:
+        soql = (body or {}).get("query")
+        if (body or {}).get("operation") not in ("query", "queryAll") or not soql:
+            return 400, {}, _err("INVALIDJOB", "operation query and a query are required")
+        q = parse_soql(soql)
+        try:
+            obj = self.org.obj(q.obj)
+        except KeyError:
+            raise SoqlError("INVALID_TYPE", f"sObject type '{q.obj}' is not supported.") from None
+        fields = [self._check_field(obj, f) for f in q.fields]
+        for f, _, _ in q.where:
+            self._check_field(obj, f)
+        rows = [r for r in obj.records if _matches(r, q.where)]
+        if obj.name == "MetadataComponentDependency":
+            rows = rows[:100_000]
+        job_id = f"750FAKE{len(self._jobs) + 1:011d}"
+        with self.lock:
+            self._jobs[job_id] = {"rows": rows, "fields": fields, "polls": self.org.bulk_polls_in_progress,
+                                  "object": obj.name, "query": soql}
+        return 200, {}, {"id": job_id, "operation": "query", "object": obj.name, "state": "UploadComplete",
+                         "apiVersion": float(version), "contentType": "CSV", "lineEnding": "LF",
+                         "columnDelimiter": "COMMA"}
+
+    def _bulk_status(self, job_id: str) -> tuple[int, dict[str, str], Any]:
+        job = self._jobs.get(job_id)
+        if not job:
+            return 404, {}, _err("NOT_FOUND", "The requested resource does not exist")
+        with self.lock:
+            if job["polls"] > 0:
+                job["polls"] -= 1
+                state = "InProgress"
+            else:
+                state = "JobComplete"
+        return 200, {}, {"id": job_id, "object": job["object"], "state": state,
+                         "numberRecordsProcessed": len(job["rows"]) if state == "JobComplete" else 0}
+
+    def _bulk_results(self, job_id: str, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        job = self._jobs.get(job_id)
+        if not job:
+            return 404, {}, _err("NOT_FOUND", "The requested resource does not exist")
+        if job["polls"] > 0:
+            return 400, {}, _err("INVALIDJOBSTATE", "job is not complete")
+        start = int(query.get("locator") or 0)
+        size = int(query.get("maxRecords") or self.org.bulk_page_size)
+        size = min(size, self.org.bulk_page_size)
+        chunk = job["rows"][start:start + size]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(job["fields"])
+        for r in chunk:
+            row = []
+            for f in job["fields"]:
+                v = _get_path(r, f)
+                row.append("" if v is None else ("true" if v is True else "false" if v is False else v))
+            w.writerow(row)
+        nxt = start + size
+        headers = {"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(len(chunk)),
+                   "Sforce-Locator": str(nxt) if nxt < len(job["rows"]) else "null"}
+        return 200, headers, buf.getvalue().encode()
+
+
+def _err(code: str, message: str) -> list[dict[str, Any]]:
+    return [{"message": message, "errorCode": code}]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_fake: FakeSalesforce
+    timeout = 10
+
+    def setup(self) -> None:
+        super().setup()
+        try:  # headers and body go out in separate writes: without this, Nagle + delayed ACK cost 40 ms
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence
+        pass
+
+    def do_GET(self) -> None:
+        self.server_fake.handle(self, "GET")
+
+    def do_POST(self) -> None:
+        self.server_fake.handle(self, "POST")
+
+    def do_PATCH(self) -> None:
+        self.server_fake.handle(self, "PATCH")
+
+    def do_DELETE(self) -> None:
+        self.server_fake.handle(self, "DELETE")
+
+    def respond(self, status: int, headers: dict[str, str], body: Any) -> None:
+        if isinstance(body, (bytes, bytearray)):
+            data = bytes(body)
+            ctype = headers.pop("Content-Type", "application/octet-stream")
+        elif isinstance(body, str):
+            data = body.encode()
+            ctype = "text/plain"
+        else:
+            data = json.dumps(body).encode()
+            ctype = "application/json;charset=UTF-8"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
