@@ -1,0 +1,3 @@
+trigger ContactTrigger on Contact (before insert, before update) {
+    ContactPreferenceSync.applyPreferredEmail(Trigger.new);
+}

@@ -1,0 +1,3 @@
+trigger ServiceDeliveryTrigger on ServiceDelivery__c (before insert, before update, after insert, after update) {
+    new ServiceDeliveryTriggerHandler().run();
+}
