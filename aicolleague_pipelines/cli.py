@@ -3,6 +3,8 @@
     aicolleague run [--org NAME ...]     register the orgs file's orgs and refresh each one
     aicolleague orgs                     list the orgs of the orgs file (validates it)
     aicolleague home                     print (and create) the local Dagster home
+    aicolleague graph scan PATH --org N  scan an SFDX project: one JSON object per edge
+    aicolleague impact|deps|where-used|boundary --org N KEY   query the graph store
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_orgs)
     p = sub.add_parser("home", help="print the local Dagster home (created if missing)")
     p.set_defaults(func=cmd_home)
+    from aicolleague_pipelines.cli_graph import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -1,0 +1,160 @@
+"""``aicolleague graph scan`` and the store queries: impact, where-used, deps, boundary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from aicolleague_pipelines.lib.graph.store import GraphStoreError, Hit
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("AICOLLEAGUE_HOME") or ".aicolleague").resolve()
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Scan an SFDX project (or any folder of metadata) and print one JSON object per edge."""
+    from aicolleague_pipelines.lib.graph.build import build_org_graph
+    from aicolleague_pipelines.lib.salesforce.sfdx import read_sfdx_project
+
+    root = Path(args.path)
+    if not root.is_dir():
+        print(f"error: {root} is not a folder", file=sys.stderr)
+        return 2
+    inventory = read_sfdx_project(root, args.org)
+    graph = build_org_graph(inventory)
+    out = sys.stdout
+    for edge in sorted(graph.edges, key=lambda e: (e.source, e.target, e.kind, e.evidence)):
+        out.write(json.dumps(edge.to_dict(), ensure_ascii=False) + "\n")
+    for finding in inventory.findings + graph.findings:
+        if finding.severity != "info":
+            print(str(finding), file=sys.stderr)
+    print(
+        f"{args.org}: {len(inventory.components)} components, {len(graph.nodes)} nodes, "
+        f"{len(graph.edges)} edges",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _open_store():
+    from aicolleague_pipelines.lib.graph.stores import open_store
+
+    return open_store(_data_home(), read_only=True)
+
+
+def _print_hits(hits: list[Hit], as_json: bool, title: str) -> None:
+    if as_json:
+        for h in hits:
+            print(json.dumps({"key": h.key, "type": h.type, "depth": h.depth,
+                              "path": list(h.path), "via": h.via_kind,
+                              "external": h.external}, ensure_ascii=False))
+        return
+    print(title)
+    if not hits:
+        print("  (nothing)")
+        return
+    width = min(max(len(h.key) for h in hits), 70)
+    print(f"  {'depth':>5}  {'component':<{width}}  via")
+    for h in hits:
+        ext = " (external)" if h.external else ""
+        print(f"  {h.depth:>5}  {h.key:<{width}}  {h.via_kind or ''}{ext}")
+    print(f"  {len(hits)} component(s)")
+
+
+def _run_query(args: argparse.Namespace, fn) -> int:
+    try:
+        with _open_store() as store:
+            return fn(store)
+    except GraphStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_impact(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.graph import queries
+
+    def run(store: Any) -> int:
+        hits = queries.impact(store, args.org, args.key, depth=args.depth)
+        _print_hits(hits, args.json, f"What depends on {args.key} in {args.org}:")
+        return 0
+
+    return _run_query(args, run)
+
+
+def cmd_deps(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.graph import queries
+
+    def run(store: Any) -> int:
+        hits = queries.dependencies(store, args.org, args.key, depth=args.depth)
+        _print_hits(hits, args.json, f"What {args.key} needs in {args.org}:")
+        return 0
+
+    return _run_query(args, run)
+
+
+def cmd_where_used(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.graph import queries
+
+    def run(store: Any) -> int:
+        edges = queries.where_used(store, args.org, args.key)
+        if args.json:
+            for e in edges:
+                print(json.dumps(e.to_dict(), ensure_ascii=False))
+            return 0
+        print(f"Where {args.key} is used in {args.org}:")
+        for e in edges:
+            acc = f" [{e.access}]" if e.access else ""
+            print(f"  {e.source:<60} {e.kind}{acc}  {e.evidence}")
+        print(f"  {len(edges)} direct use(s)")
+        return 0
+
+    return _run_query(args, run)
+
+
+def cmd_boundary(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.graph import queries
+
+    def run(store: Any) -> int:
+        result = queries.deployment_boundary(store, args.org, args.key, api_version=args.api_version)
+        if args.output:
+            Path(args.output).write_text(result.package_xml, encoding="utf-8")
+        if args.json:
+            print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            print(result.package_xml if not args.output else f"wrote {args.output}")
+            for line in result.notes():
+                print(line, file=sys.stderr)
+        return 0
+
+    return _run_query(args, run)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    graph = sub.add_parser("graph", help="dependency-graph tools that need no Dagster")
+    gsub = graph.add_subparsers(dest="graph_command", required=True)
+    p = gsub.add_parser("scan", help="scan an SFDX project; print one JSON object per edge")
+    p.add_argument("path")
+    p.add_argument("--org", default="local", help="org name to scan under (default: local)")
+    p.set_defaults(func=cmd_scan)
+
+    def query(name: str, func, help_: str, many: bool = False) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("--org", required=True)
+        q.add_argument("key", nargs="+" if many else None, help="component key, e.g. CustomField:Account.Industry")
+        q.add_argument("--json", action="store_true", help="one JSON object per line")
+        q.set_defaults(func=func)
+        return q
+
+    query("impact", cmd_impact, "what transitively depends on a component").add_argument(
+        "--depth", type=int, default=None)
+    query("deps", cmd_deps, "what a component transitively needs").add_argument(
+        "--depth", type=int, default=None)
+    query("where-used", cmd_where_used, "direct uses of a component, with evidence")
+    b = query("boundary", cmd_boundary, "deployment boundary and package.xml", many=True)
+    b.add_argument("--api-version", default=None)
+    b.add_argument("--output", "-o", help="write package.xml here")
