@@ -59,6 +59,30 @@ class DataHomeResource(dg.ConfigurableResource):
         return p
 
 
+class GraphStoreResource(dg.ConfigurableResource):
+    """The graph store: Neo4j when ``NEO4J_URI`` is set (credentials from ``NEO4J_USER`` /
+    ``NEO4J_PASSWORD``), else the embedded DuckDB file under the data home."""
+
+    data_home: DataHomeResource
+    #: Snapshots kept per org for diffs and trends.
+    keep_snapshots: int = 10
+
+    def open(self, read_only: bool = False):
+        from aicolleague_pipelines.lib.graph.stores import open_store
+
+        return open_store(self.data_home.root(), read_only=read_only)
+
+    def kind(self) -> str:
+        from aicolleague_pipelines.lib.graph.stores import store_kind
+
+        return store_kind()
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources of the code location, each created once."""
-    return {"orgs": OrgsResource(), "data_home": DataHomeResource()}
+    data_home = DataHomeResource()
+    return {
+        "orgs": OrgsResource(),
+        "data_home": data_home,
+        "graph_store": GraphStoreResource(data_home=data_home),
+    }

@@ -26,7 +26,11 @@ def ensure_local_home(project_root: Path) -> Path:
     block (concurrency limits, telemetry and welcome-dialog settings kept).
     """
     if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
+        home = Path(os.environ["DAGSTER_HOME"])
+        if home.is_dir() and not (home / "dagster.yaml").exists():
+            # An empty home: give it the local settings rather than Dagster's noisy defaults.
+            write_local_instance_yaml(project_root / "dagster.yaml", home / "dagster.yaml")
+        return home
     home = (project_root / LOCAL_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     write_local_instance_yaml(project_root / "dagster.yaml", home / "dagster.yaml")
@@ -90,13 +94,27 @@ def run_all_orgs(only: list[str] | None = None) -> list[OrgRunResult]:
                 org, result.success, result.run_id, round(time.perf_counter() - started, 2)
             )
             for event in result.get_asset_materialization_events():
-                mat = event.asset_materialization
+                mat = event.materialization
                 if mat is not None:
                     outcome.materialized[mat.asset_key.to_user_string()] = {
                         k: v.value for k, v in mat.metadata.items()
                     }
             if not result.success:
                 outcome.error = _first_failure(result)
+            results.append(outcome)
+        if any(r.success for r in results):
+            combined = defs.resolve_job_def("combined_job").execute_in_process(
+                instance=instance, raise_on_error=False, tags={"aicolleague/trigger": "cli"}
+            )
+            outcome = OrgRunResult("(all orgs)", combined.success, combined.run_id, 0.0)
+            for event in combined.get_asset_materialization_events():
+                mat = event.materialization
+                if mat is not None:
+                    outcome.materialized[mat.asset_key.to_user_string()] = {
+                        k: v.value for k, v in mat.metadata.items()
+                    }
+            if not combined.success:
+                outcome.error = _first_failure(combined)
             results.append(outcome)
     return results
 
@@ -115,11 +133,15 @@ def format_results(results: list[OrgRunResult], home: Path) -> str:
         status = "ok" if r.success else "FAILED"
         inv = r.materialized.get("sf_inventory", {})
         audit = r.materialized.get("sf_audit_trail", {})
-        detail = ""
+        graph = r.materialized.get("org_graph") or r.materialized.get("dependency_graph", {})
+        parts = []
         if inv:
-            detail = f"{inv.get('components')} components, {inv.get('findings')} findings"
-            if audit:
-                detail += f", {audit.get('new_events')} new audit-trail events"
+            parts.append(f"{inv.get('components')} components, {inv.get('findings')} findings")
+        if audit:
+            parts.append(f"{audit.get('new_events')} new audit-trail events")
+        if graph:
+            parts.append(f"graph {graph.get('nodes')} nodes / {graph.get('edges')} edges")
+        detail = ", ".join(parts)
         lines.append(f"  {r.org:<20} {status:<7} {r.seconds:>6.1f}s  {detail}")
         if r.error:
             lines.append(f"      {r.error}")

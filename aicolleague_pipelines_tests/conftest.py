@@ -49,3 +49,11 @@ def postgres_url() -> Iterator[str]:
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+# The loopback fake Salesforce fixtures, available to every test module.
+from aicolleague_pipelines_tests.fakes.conftest_fixtures import (  # noqa: E402,F401
+    fake_salesforce,
+    fake_salesforce_env,
+    make_sf_client,
+)

@@ -102,13 +102,13 @@ def test_registry_sensor_real_tick_registers_partitions(
     defs = load_defs()
     sensor = defs.get_sensor_def("org_registry_sensor")
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance_ref=instance.get_ref(),
             definitions=defs,
             sensor_name="org_registry_sensor",
             resources=defs.resources,
-        )
-        data = sensor.evaluate_tick(ctx)
+        ) as ctx:
+            data = sensor.evaluate_tick(ctx)
         assert [r.partition_key for r in data.run_requests] == ["one", "two"]
         for req in data.dynamic_partitions_requests:
             instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))

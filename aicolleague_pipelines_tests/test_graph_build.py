@@ -123,7 +123,7 @@ def test_checks_catch_case_duplicates_and_dangling_edges() -> None:
     }, [m.Edge("CustomField:Account.Industry", "CustomObject:Account", m.CHILD_OF, "x")])
     outcome = {c.name: c for c in graph_checks(g)}
     assert not outcome["no_dangling_edges"].passed
-    assert not outcome["no_duplicate_keys"].passed
+    assert not outcome["no_case_duplicate_keys"].passed
 
 
 def test_scan_cli_prints_one_json_edge_per_line() -> None:

@@ -155,3 +155,14 @@ def test_secret_is_read_from_the_named_variable_only(
         org.auth.secret("access_token_env", org.name)
     monkeypatch.setenv("MY_SF_TOKEN", "tok")
     assert org.auth.secret("access_token_env", org.name) == "tok"
+
+
+def test_retry_settings(tmp_path: Path) -> None:
+    base = {"name": "p", "source": "live", "instance_url": "https://x",
+            "auth": {"kind": "access_token", "access_token_env": "T"}}
+    f = write_orgs_file(tmp_path / "orgs.yaml", [{**base, "retry": {"attempts": 2, "base_delay": 0.5}}])
+    (org,) = load_orgs(f)
+    assert (org.retry_attempts, org.retry_base_delay) == (2, 0.5)
+    f = write_orgs_file(tmp_path / "orgs.yaml", [{**base, "retry": {"attempts": 0}}])
+    with pytest.raises(OrgsConfigError, match="retry"):
+        load_orgs(f)

@@ -99,6 +99,9 @@ class OrgConfig:
     ca_bundle: str | None = None
     #: Free-form labels (environment: production/sandbox, owner team…).
     labels: dict[str, str] = field(default_factory=dict)
+    #: Live orgs: attempts per API call on rate limits/5xx/timeouts, and the first backoff (s).
+    retry_attempts: int = 5
+    retry_base_delay: float = 1.0
 
     def describe(self) -> str:
         """A one-line description safe to log (no secrets, only env var names)."""
@@ -189,6 +192,16 @@ def _parse_org(entry: Any, index: int, file: Path) -> OrgConfig:
         ca = entry.get("ca_bundle")
         if ca and not Path(ca).is_absolute():
             ca = str((file.parent / ca).resolve())
+        retry = entry.get("retry") or {}
+        try:
+            attempts = int(retry.get("attempts", 5))
+            base_delay = float(retry.get("base_delay", 1.0))
+        except (TypeError, ValueError, AttributeError):
+            attempts, base_delay = -1, -1.0
+        if not (1 <= attempts <= 20 and 0 <= base_delay <= 60):
+            raise OrgsConfigError(
+                f"{where}: retry needs attempts between 1 and 20 and base_delay between 0 and 60 s"
+            )
         return OrgConfig(
             name,
             "live",
@@ -197,6 +210,8 @@ def _parse_org(entry: Any, index: int, file: Path) -> OrgConfig:
             auth=auth,
             ca_bundle=ca,
             labels=labels,
+            retry_attempts=attempts,
+            retry_base_delay=base_delay,
         )
     raise OrgsConfigError(f"{where}: source must be one of live, sfdx, demo (got {source!r})")
 

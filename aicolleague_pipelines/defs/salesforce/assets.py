@@ -132,10 +132,3 @@ def _previous_cursor(context: dg.AssetExecutionContext, partition: str) -> str |
         if value is not None and value.value:
             return str(value.value)
     return None
-
-
-org_refresh_job = dg.define_asset_job(
-    "org_refresh_job",
-    selection=dg.AssetSelection.groups(GROUP),
-    description="Refresh one org: extract its inventory, dependencies and audit trail.",
-)

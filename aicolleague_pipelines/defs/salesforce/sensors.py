@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from aicolleague_pipelines.defs.salesforce.assets import org_refresh_job
+from aicolleague_pipelines.defs.jobs import org_refresh_job
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.lib.orgs import OrgsConfigError
 from aicolleague_pipelines.lib.registry import diff_orgs

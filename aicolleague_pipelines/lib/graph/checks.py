@@ -21,6 +21,6 @@ def graph_checks(graph: OrgGraph) -> list[CheckOutcome]:
     return [
         CheckOutcome("no_dangling_edges", not dangling, dangling, "Edges to or from a missing node"),
         CheckOutcome(
-            "no_duplicate_keys", not dupes, dupes, "Keys that differ only by letter case"
+            "no_case_duplicate_keys", not dupes, dupes, "Keys that differ only by letter case"
         ),
     ]

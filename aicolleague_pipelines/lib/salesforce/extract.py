@@ -38,9 +38,10 @@ def utc_now() -> str:
 @contextmanager
 def live_client(org: OrgConfig) -> Iterator["SalesforceClient"]:
     """An authenticated client for a live org (closed afterwards)."""
-    from aicolleague_pipelines.lib.salesforce.client import SalesforceClient
+    from aicolleague_pipelines.lib.salesforce.client import RetryPolicy, SalesforceClient
 
-    client = SalesforceClient(org)
+    retry = RetryPolicy(max_attempts=org.retry_attempts, base_delay=org.retry_base_delay)
+    client = SalesforceClient(org, retry=retry)
     try:
         yield client
     finally:
