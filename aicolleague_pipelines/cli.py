@@ -23,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     home = ensure_local_home(_project_root())
     results = run_all_orgs(args.org or None)
-    print(f"Refreshed {len(results)} org(s):")
+    print(f"Refreshed {sum(1 for r in results if r.org != '(all orgs)')} org(s):")
     print(format_results(results, home))
     return 0 if all(r.success for r in results) else 1
 
@@ -51,7 +51,7 @@ def cmd_home(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aicolleague", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="aicolleague", description="aicolleague: the command line over the project's library.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="register the orgs and refresh each one (the main job)")
     p.add_argument("--org", action="append", help="only this org (repeatable)")

@@ -124,11 +124,23 @@ def cmd_boundary(args: argparse.Namespace) -> int:
         if args.output:
             Path(args.output).write_text(result.package_xml, encoding="utf-8")
         if args.json:
-            print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
-        else:
-            print(result.package_xml if not args.output else f"wrote {args.output}")
-            for line in result.notes():
-                print(line, file=sys.stderr)
+            print(json.dumps({
+                "members": result.members,
+                "prerequisites": result.prerequisites,
+                "not_deployed": result.not_deployed,
+                "unsupported": result.unsupported,
+                "package_xml": result.package_xml,
+            }, ensure_ascii=False, indent=2))
+            return 0
+        print(result.package_xml if not args.output else f"wrote {args.output}")
+        notes = {
+            "prerequisites (external: must already be in the target org)": result.prerequisites,
+            "standard fields (exist in every org, not deployed)": result.not_deployed,
+            "types a package.xml cannot carry": result.unsupported,
+        }
+        for title, keys in notes.items():
+            if keys:
+                print(f"{title}: {', '.join(keys)}", file=sys.stderr)
         return 0
 
     return _run_query(args, run)

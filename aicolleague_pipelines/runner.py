@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 LOCAL_HOME = ".dagster_home"
+#: Console output of in-process runs: warnings and errors only (the UI has the full logs).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def ensure_local_home(project_root: Path) -> Path:
@@ -88,6 +90,7 @@ def run_all_orgs(only: list[str] | None = None) -> list[OrgRunResult]:
                 instance=instance,
                 partition_key=org,
                 raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
                 tags={"aicolleague/trigger": "cli"},
             )
             outcome = OrgRunResult(
@@ -104,7 +107,10 @@ def run_all_orgs(only: list[str] | None = None) -> list[OrgRunResult]:
             results.append(outcome)
         if any(r.success for r in results):
             combined = defs.resolve_job_def("combined_job").execute_in_process(
-                instance=instance, raise_on_error=False, tags={"aicolleague/trigger": "cli"}
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
+                tags={"aicolleague/trigger": "cli"},
             )
             outcome = OrgRunResult("(all orgs)", combined.success, combined.run_id, 0.0)
             for event in combined.get_asset_materialization_events():
@@ -136,7 +142,7 @@ def format_results(results: list[OrgRunResult], home: Path) -> str:
         graph = r.materialized.get("org_graph") or r.materialized.get("dependency_graph", {})
         parts = []
         if inv:
-            parts.append(f"{inv.get('components')} components, {inv.get('findings')} findings")
+            parts.append(f"{inv.get('components')} components, {inv.get('problems')} problems")
         if audit:
             parts.append(f"{audit.get('new_events')} new audit-trail events")
         if graph:

@@ -19,6 +19,8 @@ def inventory_metadata(inv: OrgInventory, origin: str) -> dict[str, Any]:
         "api_version": inv.api_version or "",
         "components": dg.MetadataValue.int(len(inv.components)),
         "findings": dg.MetadataValue.int(len(inv.findings)),
+        # Warnings and errors only (info notes such as "types not modelled" excluded).
+        "problems": dg.MetadataValue.int(sum(1 for f in inv.findings if f.severity != "info")),
         "counts_by_type": dg.MetadataValue.table(
             records=[dg.TableRecord({"type": t, "count": n}) for t, n in counts.items()],
             schema=dg.TableSchema(
