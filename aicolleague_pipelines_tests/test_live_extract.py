@@ -257,3 +257,28 @@ def test_fields_hidden_by_field_level_security_are_kept_and_reported(make_sf_cli
     assert "CustomField:Invoice__c.Tax__c" in inv2.by_key()
     (f,) = [f for f in inv2.findings if "not visible" in f.message]
     assert "Invoice__c.Tax__c" in f.message and f.severity == "warning"
+
+
+def test_dependency_mode_bulk_and_auto_fallback(fake_salesforce_env, monkeypatch) -> None:
+    """`dependencies: bulk` goes through Bulk API 2.0; `auto` on a big org falls back to Tooling
+    Id batches when the bulk job fails, with a warning finding."""
+    import dataclasses
+
+    from aicolleague_pipelines.lib.salesforce import extract
+    from aicolleague_pipelines.lib.salesforce.extract import extract_dependencies, extract_inventory
+
+    fake = fake_salesforce_env
+    org = dataclasses.replace(fake.org_config("client_credentials"), retry_attempts=2, retry_base_delay=0.01)
+    inventory = extract_inventory(org)
+    rows, notes = extract_dependencies(dataclasses.replace(org, dependency_mode="bulk"), inventory)
+    assert rows and not notes
+    assert any("/tooling/jobs/query" in r.path for r in fake.requests)
+
+    fake.requests.clear()
+    monkeypatch.setattr(extract, "BULK_DEPENDENCY_THRESHOLD", 1)
+    fake.faults.fail(500, times=10, path_contains="/tooling/jobs/query")
+    rows2, notes2 = extract_dependencies(dataclasses.replace(org, dependency_mode="auto"), inventory)
+    assert {(r.source_key, r.target_key) for r in rows2} == {(r.source_key, r.target_key) for r in rows}
+    assert len(notes2) == 1 and "fell back" in notes2[0].message
+    rows3, _ = extract_dependencies(dataclasses.replace(org, dependency_mode="off"), inventory)
+    assert rows3 == []

@@ -166,3 +166,14 @@ def test_retry_settings(tmp_path: Path) -> None:
     f = write_orgs_file(tmp_path / "orgs.yaml", [{**base, "retry": {"attempts": 0}}])
     with pytest.raises(OrgsConfigError, match="retry"):
         load_orgs(f)
+
+
+def test_dependency_mode(tmp_path: Path) -> None:
+    base = {"name": "p", "source": "live", "instance_url": "https://x",
+            "auth": {"kind": "access_token", "access_token_env": "T"}}
+    (org,) = load_orgs(write_orgs_file(tmp_path / "o.yaml", [base]))
+    assert org.dependency_mode == "auto"
+    (org,) = load_orgs(write_orgs_file(tmp_path / "o.yaml", [{**base, "dependencies": "bulk"}]))
+    assert org.dependency_mode == "bulk"
+    with pytest.raises(OrgsConfigError, match="dependencies must be one of"):
+        load_orgs(write_orgs_file(tmp_path / "o.yaml", [{**base, "dependencies": "magic"}]))

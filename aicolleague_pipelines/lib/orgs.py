@@ -34,6 +34,7 @@ import yaml
 from aicolleague_pipelines.lib.salesforce.model import ORG_NAME_RE
 
 ORGS_FILE_ENV = "AICOLLEAGUE_ORGS_FILE"
+DEPENDENCY_MODES = ("auto", "tooling", "bulk", "off")
 DEFAULT_API_VERSION = "62.0"
 
 #: Which ``*_env`` keys each auth kind needs (required, optional).
@@ -102,6 +103,9 @@ class OrgConfig:
     #: Live orgs: attempts per API call on rate limits/5xx/timeouts, and the first backoff (s).
     retry_attempts: int = 5
     retry_base_delay: float = 1.0
+    #: Live orgs: how to read MetadataComponentDependency — ``auto`` (Bulk API 2.0 above
+    #: a few thousand components, Tooling Id batches below), ``tooling``, ``bulk`` or ``off``.
+    dependency_mode: str = "auto"
 
     def describe(self) -> str:
         """A one-line description safe to log (no secrets, only env var names)."""
@@ -202,6 +206,12 @@ def _parse_org(entry: Any, index: int, file: Path) -> OrgConfig:
             raise OrgsConfigError(
                 f"{where}: retry needs attempts between 1 and 20 and base_delay between 0 and 60 s"
             )
+        dependency_mode = str(entry.get("dependencies", "auto"))
+        if dependency_mode not in DEPENDENCY_MODES:
+            raise OrgsConfigError(
+                f"{where}: dependencies must be one of {', '.join(DEPENDENCY_MODES)} "
+                f"(got {dependency_mode!r})"
+            )
         return OrgConfig(
             name,
             "live",
@@ -212,6 +222,7 @@ def _parse_org(entry: Any, index: int, file: Path) -> OrgConfig:
             labels=labels,
             retry_attempts=attempts,
             retry_base_delay=base_delay,
+            dependency_mode=dependency_mode,
         )
     raise OrgsConfigError(f"{where}: source must be one of live, sfdx, demo (got {source!r})")
 

@@ -91,10 +91,14 @@ def sf_dependencies(
     org_name = context.partition_key
     try:
         org = orgs.get(org_name)
-        rows = extract_dependencies(org, sf_inventory)
+        rows, findings = extract_dependencies(org, sf_inventory)
     except (ExtractionError, OrgsConfigError) as exc:
         raise _as_failure(exc, org_name, "dependencies") from None
-    return dg.Output(rows, metadata=metadata.dependency_metadata(rows, org.source))
+    for finding in findings:
+        context.log.warning(str(finding))
+    meta = metadata.dependency_metadata(rows, org.source)
+    meta["problems"] = dg.MetadataValue.int(len(findings))
+    return dg.Output(rows, metadata=meta)
 
 
 @dg.asset(

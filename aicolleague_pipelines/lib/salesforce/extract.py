@@ -21,6 +21,7 @@ from aicolleague_pipelines.lib.salesforce.model import (
     AuditEvent,
     DependencyRow,
     ExtractionError,
+    ExtractionFinding,
     OrgInventory,
 )
 
@@ -75,17 +76,47 @@ def extract_inventory(org: OrgConfig) -> OrgInventory:
     return inventory
 
 
-def extract_dependencies(org: OrgConfig, inventory: OrgInventory) -> list[DependencyRow]:
-    """MetadataComponentDependency rows for a live org; SFDX/demo sources have none.
+#: ``dependencies: auto`` switches to Bulk API 2.0 above this many components: Id batches
+#: of 50 would cost one call per 50 components, a bulk job a handful of calls in all.
+BULK_DEPENDENCY_THRESHOLD = 5000
 
-    (For source projects the graph derives every edge by parsing the metadata itself.)
+
+def extract_dependencies(
+    org: OrgConfig, inventory: OrgInventory
+) -> tuple[list[DependencyRow], list[ExtractionFinding]]:
+    """MetadataComponentDependency rows for a live org, and notes on what could not be read.
+
+    SFDX/demo sources have none: the graph derives every edge by parsing their metadata.
     """
-    if org.source != "live":
-        return []
+    if org.source != "live" or org.dependency_mode == "off":
+        return [], []
     from aicolleague_pipelines.lib.salesforce.live import fetch_dependencies
 
+    findings: list[ExtractionFinding] = []
+    use_bulk = org.dependency_mode == "bulk" or (
+        org.dependency_mode == "auto" and len(inventory.components) > BULK_DEPENDENCY_THRESHOLD
+    )
     with live_client(org) as client:
-        return fetch_dependencies(client, org, inventory=inventory)
+        if use_bulk:
+            try:
+                return (
+                    fetch_dependencies(client, org, inventory=inventory, use_bulk=True, findings=findings),
+                    findings,
+                )
+            except ExtractionError as exc:
+                if org.dependency_mode == "bulk":
+                    raise
+                findings.append(
+                    ExtractionFinding(
+                        org.name,
+                        "tooling-bulk:MetadataComponentDependency",
+                        "warning",
+                        f"Bulk API 2.0 query failed ({exc.problem}); fell back to Tooling Id batches",
+                        "set 'dependencies: tooling' for this org to skip the bulk attempt",
+                    )
+                )
+        rows = fetch_dependencies(client, org, inventory=inventory, findings=findings)
+    return rows, findings
 
 
 def extract_audit_trail(org: OrgConfig, since: str | None) -> list[AuditEvent]:
