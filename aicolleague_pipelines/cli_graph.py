@@ -146,6 +146,72 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     return _run_query(args, run)
 
 
+def cmd_unused(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.graph import queries
+
+    def run(store: Any) -> int:
+        types = args.type or queries.DEFAULT_UNUSED_TYPES
+        keys = queries.unused(store, args.org, types=types)
+        if args.json:
+            for k in keys:
+                print(json.dumps({"key": k}))
+            return 0
+        print(f"Components of {args.org} nothing depends on ({', '.join(types)}):")
+        for k in keys:
+            print(f"  {k}")
+        print(f"  {len(keys)} component(s)")
+        return 0
+
+    return _run_query(args, run)
+
+
+def cmd_cycles(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.graph import queries
+
+    def run(store: Any) -> int:
+        found = queries.cycles(store, args.org)
+        if args.json:
+            for c in found:
+                print(json.dumps({"cycle": c}))
+            return 0
+        print(f"Dependency cycles in {args.org}:")
+        for c in found:
+            print("  " + " -> ".join(c))
+        print(f"  {len(found)} cycle(s)")
+        return 0
+
+    return _run_query(args, run)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.graph import queries
+
+    def run(store: Any) -> int:
+        orgs = args.org or store.orgs()
+        result = queries.compare_component(store, orgs, args.key)
+        if args.json:
+            print(json.dumps({
+                "key": result.key,
+                "orgs": {o: vars(p) for o, p in result.orgs.items()},
+                "differences": result.differences,
+            }, default=str, indent=2))
+            return 0
+        print(f"{args.key} across {', '.join(orgs)}:")
+        for org, p in result.orgs.items():
+            if not p.present:
+                print(f"  {org:<20} absent")
+                continue
+            print(f"  {org:<20} present  api {p.api_version or '-':<6} status {p.status or '-':<10} "
+                  f"direct dependents {p.dependents:<4} impacted {p.impacted}")
+        for attr, values in result.differences.items():
+            print(f"  differs in {attr}: " + "; ".join(f"{o}={v}" for o, v in values.items()))
+        if not result.differences and len(result.present_in) > 1:
+            print("  identical where present")
+        return 0
+
+    return _run_query(args, run)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     graph = sub.add_parser("graph", help="dependency-graph tools that need no Dagster")
     gsub = graph.add_subparsers(dest="graph_command", required=True)
@@ -167,6 +233,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     query("deps", cmd_deps, "what a component transitively needs").add_argument(
         "--depth", type=int, default=None)
     query("where-used", cmd_where_used, "direct uses of a component, with evidence")
+    u = sub.add_parser("unused", help="components nothing depends on")
+    u.add_argument("--org", required=True)
+    u.add_argument("--type", action="append", help="component type (repeatable)")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(func=cmd_unused)
+    c = sub.add_parser("cycles", help="dependency cycles")
+    c.add_argument("--org", required=True)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cycles)
+    cmp_ = sub.add_parser("compare", help="one component across orgs")
+    cmp_.add_argument("key")
+    cmp_.add_argument("--org", action="append", help="org (repeatable; default: every org)")
+    cmp_.add_argument("--json", action="store_true")
+    cmp_.set_defaults(func=cmd_compare)
     b = query("boundary", cmd_boundary, "deployment boundary and package.xml", many=True)
     b.add_argument("--api-version", default=None)
     b.add_argument("--output", "-o", help="write package.xml here")

@@ -76,3 +76,29 @@ def test_unknown_component_and_org_fail_with_suggestions(home: Path) -> None:
     assert "did you mean" in proc.stderr and "CustomField:Account.Industry" in proc.stderr
     proc = _cli(home, "where-used", "--org", "nope", "CustomObject:Account")
     assert proc.returncode == 2 and "acme-prod" in proc.stderr
+
+
+def test_unused_cycles_and_compare(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with open_store(data) as store:
+        for org in ("acme-prod", "acme-uat"):
+            g = build_org_graph(read_sfdx_project(demo_root() / "orgs" / org, org))
+            store.load_snapshot(org, g.nodes.values(), g.edges)
+    proc = _cli(data, "unused", "--org", "acme-prod", "--type", "CustomField", "--json")
+    unused = {json.loads(line)["key"] for line in proc.stdout.splitlines()}
+    # Mentioned only in comments and strings: still unused.
+    assert "CustomField:Account.Legacy_ERP_Id__c" in unused
+    assert "CustomField:Account.Industry" not in unused
+    proc = _cli(data, "unused", "--org", "acme-prod", "--type", "ApexClass", "--json")
+    assert "ApexClass:LegacyReportExporter" in proc.stdout
+    proc = _cli(data, "cycles", "--org", "acme-prod")
+    assert proc.returncode == 0 and "cycle(s)" in proc.stdout
+    # Drift between prod and its sandbox: the changed Apex body and the UAT-only field.
+    proc = _cli(data, "compare", "ApexClass:InvoiceService", "--json")
+    result = json.loads(proc.stdout)
+    assert set(result["orgs"]) == {"acme-prod", "acme-uat"}
+    assert "content_hash" in result["differences"]
+    proc = _cli(data, "compare", "CustomField:Account.Churn_Risk__c")
+    assert "acme-prod            absent" in proc.stdout
+    proc = _cli(data, "compare", "CustomField:Account.Industry")
+    assert "identical where present" in proc.stdout

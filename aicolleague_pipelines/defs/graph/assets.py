@@ -5,7 +5,7 @@ from collections import Counter
 import dagster as dg
 
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
-from aicolleague_pipelines.lib.graph import render
+from aicolleague_pipelines.lib.graph import queries, render
 from aicolleague_pipelines.lib.graph.build import OrgGraph, build_org_graph
 from aicolleague_pipelines.lib.graph.checks import graph_checks
 from aicolleague_pipelines.lib.salesforce.model import DependencyRow, OrgInventory
@@ -46,6 +46,9 @@ def org_graph(
             meta={"api_version": graph.api_version, "run_id": context.run.run_id},
             keep=graph_store.keep_snapshots,
         )
+        unused = queries.unused(store, graph.org)
+        cycles = queries.cycles(store, graph.org)
+        ranked = queries.top_ranked(store, graph.org, n=10)
     picture = render.hub_picture_png(graph.nodes, graph.edges)
     yield dg.Output(
         graph,
@@ -60,6 +63,12 @@ def org_graph(
             ),
             "edges_by_kind": dg.MetadataValue.json(graph.counts_by_kind()),
             "parse_findings": dg.MetadataValue.int(len(graph.findings)),
+            "unused_components": dg.MetadataValue.int(len(unused)),
+            "cycles": dg.MetadataValue.int(len(cycles)),
+            "top_ranked": dg.MetadataValue.md(
+                "| component | PageRank |\n|---|---:|\n"
+                + "\n".join(f"| `{k}` | {score:.4f} |" for k, score in ranked)
+            ),
             "summary": dg.MetadataValue.md(
                 render.graph_markdown(graph.org, graph.nodes, graph.edges)
             ),

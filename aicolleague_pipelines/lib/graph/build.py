@@ -11,6 +11,8 @@ A parser failing on one component becomes a finding; the rest of the graph is st
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -112,8 +114,20 @@ def _parsers() -> dict[str, Parser]:
     return table
 
 
+def content_hash(component: Component) -> str:
+    """A short hash of everything the component defines (body, formula, metadata …), so a
+    change that leaves the small facts alone still shows between snapshots and orgs."""
+    payload = json.dumps(
+        [component.description, component.api_version, component.status, component.attributes],
+        sort_keys=True,
+        default=str,
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def node_for(component: Component) -> Node:
-    attrs: dict[str, Any] = {}
+    attrs: dict[str, Any] = {"content_hash": content_hash(component)}
     for name in _NODE_FACTS:
         value = getattr(component, name)
         if value not in (None, ""):

@@ -216,7 +216,7 @@ class OrgPresence:
     attrs_hash: str | None = None  # sha256 of the canonical JSON of the attributes (12 hex)
     api_version: str | None = None
     status: str | None = None
-    dependents: int = 0  # direct (where-used edges)
+    dependents: int = 0  # direct: distinct components with an edge to it
     impacted: int = 0  # transitive (impact closure size)
 
 
@@ -272,7 +272,7 @@ def compare_component(store: GraphStore, orgs: Sequence[str], key: str) -> Compa
             hashlib.sha256(_canon(a).encode()).hexdigest()[:12],
             None if a.get("api_version") is None else str(a.get("api_version")),
             None if status is None else str(status),
-            int(idx.rev_indptr[nid + 1] - idx.rev_indptr[nid]) if nid is not None else 0,
+            len(set(idx.rev_nbr[idx.rev_indptr[nid]:idx.rev_indptr[nid + 1]].tolist())) if nid is not None else 0,
             len(idx.closure(nid, reverse=True)) if nid is not None else 0,
         )
     if not attrs:
