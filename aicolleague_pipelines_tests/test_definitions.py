@@ -120,9 +120,9 @@ def test_registry_sensor_real_tick_registers_partitions(
 def test_nightly_schedule_requests_one_run_per_registered_org() -> None:
     with dg.instance_for_test() as instance:
         when = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
-        assert isinstance(nightly_org_refresh(ctx), dg.SkipReason)
-        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["a", "b"])
-        requests = nightly_org_refresh(ctx)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as ctx:
+            assert isinstance(nightly_org_refresh(ctx), dg.SkipReason)
+            instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["a", "b"])
+            requests = nightly_org_refresh(ctx)
         assert [r.partition_key for r in requests] == ["a", "b"]
         assert requests[0].run_key == "nightly-2026-11-25-a"

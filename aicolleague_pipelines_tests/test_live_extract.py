@@ -77,7 +77,8 @@ def test_full_extraction_of_the_default_org(make_sf_client, fake_salesforce, cap
     assert by["ValidationRule:Account.Region_Required"].active is False
     assert "Layout:Invoice__c-Invoice Layout" in by
     assert by["FlexiPage:Invoice_Record_Page"].attributes["metadata"]["sobjectType"] == "Invoice__c"
-    assert by["Profile:System Administrator"].id == sf_id("00e", 1)
+    assert by["Profile:Admin"].id == sf_id("00e", 1)  # Metadata API full name of "System Administrator"
+    assert by["Profile:Admin"].attributes["label"] == "System Administrator"
     assert "PermissionSet:Invoice_Manager" in by
     assert "RecordType:Opportunity.New_Business" in by
     assert by["Report:Sales_Reports/Open_Invoices"].attributes["folder_name"] == "Sales Reports"

@@ -1410,3 +1410,596 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
+
+
+# --------------------------------------------------------------------------------------------
+# Serving an SFDX project's org: OrgInventory (read by read_sfdx_project) → FakeOrg
+# --------------------------------------------------------------------------------------------
+_ID_SUFFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def id18(id15: str) -> str:
+    """The real 15 → 18 character Salesforce id conversion (case-checksum suffix)."""
+    if len(id15) != 15:
+        raise ValueError(id15)
+    suffix = ""
+    for chunk in (id15[0:5], id15[5:10], id15[10:15]):
+        bits = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
+        suffix += _ID_SUFFIX_CHARS[bits]
+    return id15 + suffix
+
+
+def realistic_id(prefix: str, n: int, pod: str = "8c0000") -> str:
+    """A realistic-looking 18-character id: key prefix, pod/instance part, a mixed-case base-62
+    counter, and the proper case-checksum suffix (``01p8c00000Ab3xZQAY`` style)."""
+    v, digits = n * 7919 + 104_729, ""
+    for _ in range(6):
+        v, r = divmod(v, 62)
+        digits = _B62[r] + digits
+    return id18(f"{prefix}{pod}{digits}")
+
+
+#: Metadata API profile names of the standard profiles → the label ``Profile.Name`` returns.
+STANDARD_PROFILE_LABELS = {
+    "Admin": "System Administrator",
+    "Standard": "Standard User",
+    "ReadOnly": "Read Only",
+    "SolutionManager": "Solution Manager",
+    "MarketingProfile": "Marketing User",
+    "ContractManager": "Contract Manager",
+    "StandardAul": "Standard Platform User",
+}
+
+#: Metadata API field type (SFDX ``<type>``) → describe ``type`` (SOAP type).
+DESCRIBE_TYPES = {
+    "Text": "string", "TextArea": "textarea", "LongTextArea": "textarea", "Html": "textarea",
+    "EncryptedText": "encryptedstring", "AutoNumber": "string", "Number": "double", "Currency": "currency",
+    "Percent": "percent", "Checkbox": "boolean", "Date": "date", "DateTime": "datetime", "Time": "time",
+    "Picklist": "picklist", "MultiselectPicklist": "multipicklist", "Lookup": "reference",
+    "MasterDetail": "reference", "Hierarchy": "reference", "ExternalLookup": "reference",
+    "MetadataRelationship": "string", "Email": "email", "Phone": "phone", "Url": "url",
+    "Location": "location",
+}
+
+#: Standard fields whose describe type the builder needs for roll-up summaries.
+_STANDARD_FIELD_TYPES = {"Amount": "currency", "ExpectedRevenue": "currency", "AnnualRevenue": "currency",
+                         "Probability": "percent", "TotalOpportunityQuantity": "double"}
+
+_STANDARD_KEY_PREFIXES = {"Account": "001", "Contact": "003", "Opportunity": "006", "Lead": "00Q", "Case": "500",
+                          "User": "005", "Campaign": "701", "Task": "00T", "Event": "00U", "Product2": "01t",
+                          "Contract": "800", "Order": "801", "Asset": "02i"}
+
+#: Tooling ``Metadata`` properties typed as arrays (always a JSON list, even with one element).
+_TOOLING_ARRAYS = frozenset({
+    "actionCalls", "apexPluginCalls", "assignments", "assignmentItems", "choices", "collectionProcessors",
+    "conditions", "constants", "customErrors", "decisions", "dynamicChoiceSets", "environments", "filters",
+    "formulas", "inputAssignments", "inputParameters", "loops", "outputAssignments", "outputParameters",
+    "processMetadataValues", "queriedFields", "recordCreates", "recordDeletes", "recordLookups",
+    "recordUpdates", "rules", "scheduledPaths", "screens", "fields", "stages", "steps", "subflows",
+    "textTemplates", "transforms", "variables", "waits", "waitEvents",
+    # Layout / FlexiPage
+    "layoutSections", "layoutColumns", "layoutItems", "relatedLists", "platformActionListItems",
+    "quickActionListItems", "flexiPageRegions", "itemInstances", "componentInstanceProperties",
+    "criteria", "fieldInstanceProperties", "excludeButtons", "multilineLayoutFields",
+})
+_TOOLING_NUMBERS = frozenset({
+    "apiVersion", "locationX", "locationY", "numberValue", "scale", "precision", "length", "visibleLines",
+    "sortOrder", "emptySpace", "offsetNumber", "activeVersionNumber", "latestVersionNumber", "mode",
+})
+
+
+def tooling_metadata_json(value: Any, key: str | None = None) -> Any:
+    """An SFDX metadata dict (XML element → string/dict/list) as the Tooling API's ``Metadata``
+    column returns it: booleans and numbers typed, array properties always lists."""
+    if isinstance(value, dict):
+        out = {k: tooling_metadata_json(v, k) for k, v in value.items() if k != "fullName"}
+        return out
+    if isinstance(value, list):
+        return [tooling_metadata_json(v, key) for v in value if v is not None]
+    if isinstance(value, str):
+        if key in ("stringValue", "label", "name", "description", "interviewLabel", "inputText"):
+            return value
+        low = value.strip().lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if key in _TOOLING_NUMBERS and re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
+            return float(value) if "." in value or key == "apiVersion" else int(value)
+    return value
+
+
+def _tooling_md(md: Any) -> dict[str, Any]:
+    out = tooling_metadata_json(md or {})
+    stack = [out]
+    while stack:  # array properties holding a single element become one-element lists
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            for k, v in list(cur.items()):
+                if k in _TOOLING_ARRAYS and not isinstance(v, list) and v is not None:
+                    cur[k] = v = [v]
+                stack.append(v)
+        elif isinstance(cur, list):
+            stack.extend(cur)
+    return out
+
+
+def _sf_datetime(iso: str) -> str:
+    """``2026-11-19T13:10:31Z`` → ``2026-11-19T13:10:31.000+0000`` (the REST API's format)."""
+    d = _parse_dt(iso)
+    if d is None:
+        return iso
+    d = d.astimezone(dt.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}+0000"
+
+
+def _sfdx_field_describe_type(comp: Any, by_key: dict[str, Any]) -> str:
+    a = comp.attributes
+    t = a.get("data_type") or "Text"
+    if t == "Summary":
+        if a.get("summary_operation") == "count":
+            return "double"
+        target = a.get("summarized_field") or ""
+        tc = by_key.get(f"CustomField:{target}")
+        if tc is not None:
+            return _sfdx_field_describe_type(tc, by_key)
+        return _STANDARD_FIELD_TYPES.get(target.partition(".")[2], "double")
+    return DESCRIBE_TYPES.get(t, t.lower())
+
+
+def _field_definition_type(comp: Any, objects: dict[str, Any]) -> str:
+    a = comp.attributes
+    t = a.get("data_type") or "Text"
+    if a.get("formula"):
+        return f"Formula ({t})"
+    if t in ("Lookup", "MasterDetail"):
+        labels = [(objects.get(r) or {}).get("label") or r for r in a.get("reference_to") or []]
+        return f"{'Master-Detail' if t == 'MasterDetail' else 'Lookup'}({','.join(labels)})"
+    if t == "Summary":
+        return f"Roll-Up Summary ({str(a.get('summary_operation') or 'sum').upper()} " \
+               f"{(a.get('summary_foreign_key') or '').partition('.')[0]})"
+    if t in ("Number", "Currency", "Percent"):
+        return f"{t}({a.get('precision') or 18}, {a.get('scale') or 0})"
+    if t in ("Text", "EncryptedText", "Url"):
+        return {"Text": "Text", "EncryptedText": "Text (Encrypted)", "Url": "URL"}[t] + f"({a.get('length') or 255})"
+    if t == "LongTextArea":
+        return f"Long Text Area({a.get('length') or 32768})"
+    return {"MultiselectPicklist": "Picklist (Multi-Select)", "DateTime": "Date/Time", "TextArea": "Text Area(255)"
+            }.get(t, t)
+
+
+#: Standard fields an org always has (describe lists them; SFDX projects hold no file for them).
+def standard_fields_for(obj: str, kind: str) -> list[dict[str, Any]]:
+    out = [_field("Id", "id", "Record ID", nillable=False, length=18)]
+    if kind == "custom_metadata":
+        out += [_field("DeveloperName", "string", "Custom Metadata Record Name", nillable=False, length=40),
+                _field("MasterLabel", "string", "Label", nillable=False, length=40)]
+    elif kind in ("custom", "custom_setting") or obj in ("Account", "Opportunity"):
+        out.append(_field("Name", "string", f"{obj.removesuffix('__c').replace('_', ' ')} Name", nillable=False,
+                          length=80))
+    elif obj in ("Contact", "Lead"):
+        out.append(_field("Name", "string", "Full Name", length=121))
+    return out
+
+
+def org_from_inventory(
+    inventory: Any,
+    *,
+    audit_trail: Any = None,
+    standard_fields: bool = True,
+    flow_history: bool = True,
+    org_id: str | None = None,
+) -> FakeOrg:
+    """A :class:`FakeOrg` serving the org an SFDX project describes (e.g. the demo acme-prod).
+
+    ``inventory`` is an ``OrgInventory`` from ``read_sfdx_project``. Every component type the
+    live extraction reads gets the rows the real APIs would return: EntityDefinition /
+    CustomObject / CustomField / FieldDefinition / describe, ApexClass / ApexTrigger (Body,
+    ApiVersion, Status, Usage*), Flow versions + FlowDefinition (``Metadata`` in the Tooling JSON
+    shape), ValidationRule, Layout, FlexiPage (``Metadata``), PermissionSet (profiles as
+    ``IsOwnedByProfile`` rows named by their label), RecordType, Folder + Report, Folder +
+    EmailTemplate, LightningComponentBundle / AuraDefinitionBundle, SetupAuditTrail (from
+    ``audit_trail``: a path to a recorded ``audit_trail.json`` or its rows) and
+    MetadataComponentDependency rows derived from the graph the SFDX source yields.
+
+    ``standard_fields``: describe also lists ``Id``/``Name`` (…) as a real org does.
+    ``flow_history``: an active flow also has an older Obsolete version (as orgs do).
+    Ids are realistic 18-character ids with the right key prefixes (01p, 01q, 00N, 01I, 300,
+    301, 03d, 00h, 0M0, 0PS, 00e, 012, 00O, 00l, 00X, 0Rb, 0Ab, 0Ym).
+    The ids of every component are in ``org.component_ids`` (canonical key → id).
+    """
+    from aicolleague_pipelines.lib.graph.build import build_org_graph
+
+    org = default_org()
+    for name in [n for n, o in org.objects.items() if n in ("Account", "Contact", "Opportunity", "Invoice__c",
+                                                             "Project__c")]:
+        del org.objects[name]
+    for o in org.objects.values():
+        o.records.clear()
+    org.describes = {}
+    org.objects["FlowDefinition"] = _std("FlowDefinition", [
+        "DeveloperName", "MasterLabel", "NamespacePrefix", "Description", "ActiveVersionId", "LatestVersionId",
+        "ManageableState", "FullName", "Metadata"])
+    if org_id:
+        org.org_id = org_id
+    by_key = inventory.by_key()
+    comps = [c for c in inventory.components]
+    counters: dict[str, itertools.count] = {}
+    ids: dict[str, str] = {}
+
+    def new_id(prefix: str) -> str:
+        return realistic_id(prefix, next(counters.setdefault(prefix, itertools.count(1))))
+
+    t0, t1 = "2025-03-04T09:12:00.000+0000", "2026-10-28T15:40:00.000+0000"
+    admin, dev = "Dana Whitfield", "Tom Okafor"
+
+    def of(type_: str) -> list[Any]:
+        return [c for c in comps if c.type == type_]
+
+    def stamp(rec: dict[str, Any], by: str = admin, mod_by: str | None = None) -> dict[str, Any]:
+        return _stamp(rec, t0, t1, by=by, mod_by=mod_by or by)
+
+    # -- objects -----------------------------------------------------------------------------
+    objects: dict[str, dict[str, Any]] = {}
+    custom_prefix = itertools.count(1)
+    for c in of("CustomObject"):
+        api, kind = c.full_name, c.attributes.get("object_kind") or "standard"
+        custom = kind != "standard"
+        durable = new_id("01I") if custom else api
+        if custom:
+            ids[c.key] = durable
+            kp = ("m0" if kind == "custom_metadata" else "a0") + _B62[next(custom_prefix) % 62]
+        else:
+            kp = _STANDARD_KEY_PREFIXES.get(api)
+        label = c.attributes.get("label") or api.removesuffix("__c").replace("_", " ")
+        objects[api] = {"durable": durable, "label": label, "kind": kind, "prefix": kp}
+        org.add("EntityDefinition", Id=DUMMY_DEPENDENCY_ID, DurableId=durable, QualifiedApiName=api,
+                DeveloperName=re.sub(r"__(c|mdt|e|x|b)$", "", api), NamespacePrefix=c.namespace, Label=label,
+                MasterLabel=label, IsCustomizable=True, IsCustomSetting=kind == "custom_setting", IsQueryable=True,
+                KeyPrefix=kp, InternalSharingModel=c.attributes.get("sharing_model") or
+                ("Public" if kind == "custom_setting" else None),
+                ExternalSharingModel=c.attributes.get("external_sharing_model"),
+                DeploymentStatus="Deployed" if custom else None, PublisherId="<local>" if custom else "System",
+                LastModifiedDate=t1 if custom else None, LastModifiedById=None)
+        if custom:
+            org.add("CustomObject", **stamp({
+                "Id": durable, "DeveloperName": re.sub(r"__(c|mdt|e|x|b)$", "", api), "NamespacePrefix": c.namespace,
+                "ManageableState": "unmanaged", "Description": c.description,
+                "SharingModel": c.attributes.get("sharing_model"), "ExternalName": None, "FullName": api,
+                "Metadata": {"label": label, "pluralLabel": c.attributes.get("plural_label"),
+                             "sharingModel": c.attributes.get("sharing_model"), "description": c.description}}))
+
+    def durable_of(obj: str | None) -> str | None:
+        return (objects.get(obj) or {}).get("durable") if obj else None
+
+    # -- fields ------------------------------------------------------------------------------
+    gvs = {c.full_name: c for c in of("GlobalValueSet")}
+    describe_fields: dict[str, list[dict[str, Any]]] = {api: [] for api in objects}
+    for c in of("CustomField"):
+        obj, _, fname = c.full_name.partition(".")
+        if obj not in objects:
+            continue
+        a = c.attributes
+        custom = fname.endswith("__c")
+        fid = new_id("00N") if custom else None
+        if fid:
+            ids[c.key] = fid
+        picklist = list(a.get("picklist_values") or [])
+        if not picklist and a.get("value_set") in gvs:
+            picklist = [v.get("fullName") for v in _dicts_of(gvs[a["value_set"]].attributes.get("metadata"),
+                                                              "customValue") if v.get("fullName")]
+        d = _field(fname, _sfdx_field_describe_type(c, by_key), a.get("label") or fname,
+                   picklist=picklist, referenceTo=list(a.get("reference_to") or []),
+                   relationshipName=a.get("relationship_name"), calculated=bool(a.get("formula")) or
+                   a.get("data_type") == "Summary", calculatedFormula=a.get("formula"),
+                   controllerName=a.get("controlling_field"), dependentPicklist=bool(a.get("controlling_field")),
+                   externalId=bool(a.get("external_id")), unique=bool(a.get("unique")),
+                   encrypted=bool(a.get("encrypted")), nillable=not a.get("required"),
+                   length=int(a.get("length") or 0), defaultValue=None, defaultValueFormula=a.get("default_value"),
+                   inlineHelpText=a.get("inline_help_text"), custom=custom)
+        if d["type"] == "boolean":
+            # describe: a checkbox's default is a JSON boolean, never a formula
+            d["nillable"], d["defaultValue"], d["defaultValueFormula"] = False, a.get("default_value") == "true", None
+        d["_def"] = {"compliance": (a.get("compliance_group"), a.get("security_classification")),
+                     "description": c.description, "id": fid, "dtype": _field_definition_type(c, objects)}
+        describe_fields[obj].append(d)
+        if custom:
+            org.add("CustomField", **stamp({
+                "Id": fid, "DeveloperName": fname.removesuffix("__c"), "NamespacePrefix": c.namespace,
+                "TableEnumOrId": objects[obj]["durable"], "EntityDefinitionId": objects[obj]["durable"],
+                "ManageableState": "unmanaged", "Description": c.description,
+                "InlineHelpText": a.get("inline_help_text"), "Length": a.get("length"), "FullName": c.full_name,
+                "Metadata": _tooling_md(a.get("metadata") or {"label": a.get("label"), "type": a.get("data_type"),
+                                                               "formula": a.get("formula")})}, mod_by=dev))
+    for api, info in objects.items():
+        fields = describe_fields[api]
+        if standard_fields:
+            have = {f["name"] for f in fields}
+            fields[:0] = [f for f in standard_fields_for(api, info["kind"]) if f["name"] not in have]
+        for f in fields:
+            meta = f.pop("_def", None) or {"compliance": (None, None), "description": None, "id": None,
+                                            "dtype": {"id": "Lookup()", "string": "Text(80)"}.get(f["type"], "Text")}
+            group, klass = meta["compliance"]
+            fid = meta["id"]
+            org.add("FieldDefinition", Id=DUMMY_DEPENDENCY_ID,
+                    DurableId=f"{info['durable']}.{fid[:15] if fid else f['name']}", QualifiedApiName=f["name"],
+                    DeveloperName=f["name"].removesuffix("__c"), EntityDefinitionId=info["durable"],
+                    EntityDefinition={"QualifiedApiName": api, "DurableId": info["durable"],
+                                      "DeveloperName": re.sub(r"__(c|mdt|e|x|b)$", "", api)},
+                    NamespacePrefix=None, Label=f["label"], DataType=meta["dtype"], Description=meta["description"],
+                    ComplianceGroup=group, SecurityClassification=klass, BusinessStatus="Active" if group else None,
+                    RelationshipName=f["relationshipName"], IsIndexed=f["name"] in ("Id", "Name") or f["externalId"],
+                    IsNillable=f["nillable"], LastModifiedDate=t1 if f["custom"] else None, LastModifiedById=None,
+                    LastModifiedBy=_user(dev) if f["custom"] else None)
+        org.describes[api] = {
+            "name": api, "label": info["label"], "custom": info["kind"] != "standard", "keyPrefix": info["prefix"],
+            "queryable": True, "customSetting": info["kind"] == "custom_setting",
+            "fields": fields, "childRelationships": [], "recordTypeInfos": [],
+        }
+
+    # -- Apex ---------------------------------------------------------------------------------
+    for c in of("ApexClass"):
+        body = c.attributes.get("body") or ""
+        ids[c.key] = new_id("01p")
+        org.add("ApexClass", **stamp({
+            "Id": ids[c.key], "Name": c.full_name, "NamespacePrefix": c.namespace,
+            "ApiVersion": float(c.api_version or 62.0), "Status": c.status or "Active", "IsValid": True,
+            "Body": body, "LengthWithoutComments": len(body), "ManageableState": "unmanaged", "FullName": c.full_name,
+            "Metadata": {"apiVersion": float(c.api_version or 62.0), "status": c.status or "Active",
+                         "packageVersions": []}}, by=admin, mod_by=dev))
+    for c in of("ApexTrigger"):
+        obj = c.attributes.get("object")
+        events = set(c.attributes.get("events") or [])
+        ids[c.key] = new_id("01q")
+        usage = {u: e in events for u, e in (
+            ("UsageBeforeInsert", "before insert"), ("UsageAfterInsert", "after insert"),
+            ("UsageBeforeUpdate", "before update"), ("UsageAfterUpdate", "after update"),
+            ("UsageBeforeDelete", "before delete"), ("UsageAfterDelete", "after delete"),
+            ("UsageAfterUndelete", "after undelete"))}
+        org.add("ApexTrigger", **stamp({
+            "Id": ids[c.key], "Name": c.full_name, "NamespacePrefix": c.namespace,
+            "TableEnumOrId": durable_of(obj) or obj, "EntityDefinitionId": durable_of(obj) or obj,
+            "ApiVersion": float(c.api_version or 62.0), "Status": c.status or "Active", "IsValid": True,
+            "Body": c.attributes.get("body") or "", **usage, "ManageableState": "unmanaged",
+            "FullName": c.full_name, "Metadata": {"apiVersion": float(c.api_version or 62.0),
+                                                  "status": c.status or "Active"}}, by=admin, mod_by=dev))
+
+    # -- Flows: FlowDefinition (300) + versions (301) ----------------------------------------
+    flow_version_ids: dict[str, list[str]] = {}
+    for c in of("Flow"):
+        md = c.attributes.get("metadata") or {}
+        status = c.status or str(md.get("status") or "Active")
+        statuses = ["Obsolete", status] if flow_history and status == "Active" else [status]
+        def_id = new_id("300")
+        ids[c.key] = def_id
+        vids = [new_id("301") for _ in statuses]
+        flow_version_ids[c.key] = vids
+        active = next((v for v, s in zip(vids, statuses) if s == "Active"), None)
+        label = c.attributes.get("label") or c.full_name
+        org.add("FlowDefinition", **stamp({
+            "Id": def_id, "DeveloperName": c.full_name, "MasterLabel": label, "NamespacePrefix": c.namespace,
+            "Description": c.description, "ActiveVersionId": active, "LatestVersionId": vids[-1],
+            "ManageableState": "unmanaged", "FullName": c.full_name,
+            "Metadata": {"activeVersionNumber": statuses.index("Active") + 1 if active else None,
+                         "description": c.description}}))
+        for n, (vid, st) in enumerate(zip(vids, statuses), start=1):
+            vmd = _tooling_md(md)
+            vmd["status"] = st
+            org.add("Flow", **stamp({
+                "Id": vid, "DefinitionId": def_id, "MasterLabel": label, "VersionNumber": n, "Status": st,
+                "ProcessType": c.attributes.get("process_type") or md.get("processType"),
+                "Description": c.description, "ApiVersion": float(c.api_version or md.get("apiVersion") or 62.0),
+                "ManageableState": "unmanaged", "FullName": f"{c.full_name}-{n}",
+                "Definition": {"DeveloperName": c.full_name, "NamespacePrefix": c.namespace, "MasterLabel": label,
+                               "ActiveVersionId": active, "LatestVersionId": vids[-1]},
+                "Metadata": vmd}, mod_by=dev))
+
+    # -- validation rules, layouts, Lightning pages -----------------------------------------
+    for c in of("ValidationRule"):
+        obj, _, name = c.full_name.partition(".")
+        a = c.attributes
+        ids[c.key] = new_id("03d")
+        org.add("ValidationRule", **stamp({
+            "Id": ids[c.key], "ValidationName": name, "EntityDefinitionId": durable_of(obj) or obj,
+            "EntityDefinition": {"QualifiedApiName": obj, "DurableId": durable_of(obj) or obj},
+            "Active": bool(c.active), "Description": c.description, "ErrorDisplayField": a.get("error_display_field"),
+            "ErrorMessage": a.get("error_message"), "NamespacePrefix": c.namespace, "ManageableState": "unmanaged",
+            "FullName": c.full_name,
+            "Metadata": {"active": bool(c.active), "description": c.description,
+                         "errorConditionFormula": a.get("error_condition_formula"),
+                         "errorDisplayField": a.get("error_display_field"), "errorMessage": a.get("error_message"),
+                         "shouldEvaluateOnClient": False}}))
+    for c in of("Layout"):
+        obj, _, name = c.full_name.partition("-")
+        ids[c.key] = new_id("00h")
+        org.add("Layout", **stamp({
+            "Id": ids[c.key], "Name": name, "TableEnumOrId": durable_of(obj) or obj,
+            "EntityDefinitionId": durable_of(obj) or obj, "NamespacePrefix": c.namespace, "LayoutType": "Standard",
+            "ManageableState": "unmanaged", "FullName": c.full_name,
+            "Metadata": _tooling_md(c.attributes.get("metadata"))}))
+    for c in of("FlexiPage"):
+        md = c.attributes.get("metadata") or {}
+        obj = md.get("sobjectType") if isinstance(md, dict) else None
+        ids[c.key] = new_id("0M0")
+        org.add("FlexiPage", **stamp({
+            "Id": ids[c.key], "DeveloperName": c.full_name, "MasterLabel": c.attributes.get("label") or c.full_name,
+            "NamespacePrefix": c.namespace, "EntityDefinitionId": durable_of(obj) or obj,
+            "Type": md.get("type") if isinstance(md, dict) else None, "Description": c.description,
+            "ManageableState": "unmanaged", "FullName": c.full_name, "Metadata": _tooling_md(md)}))
+
+    # -- permission sets and profiles --------------------------------------------------------
+    for c in of("PermissionSet"):
+        ids[c.key] = new_id("0PS")
+        org.add("PermissionSet", **stamp({
+            "Id": ids[c.key], "Name": c.full_name, "Label": c.attributes.get("label") or c.full_name,
+            "NamespacePrefix": c.namespace, "IsOwnedByProfile": False, "ProfileId": None, "Profile": None,
+            "IsCustom": True, "Type": "Regular", "Description": c.description}))
+    for c in of("Profile"):
+        pid = new_id("00e")
+        ids[c.key] = pid
+        md = c.attributes.get("metadata") or {}
+        custom = str(md.get("custom", "true")).lower() == "true" if isinstance(md, dict) else True
+        label = STANDARD_PROFILE_LABELS.get(c.full_name, c.full_name)
+        org.add("PermissionSet", **stamp({
+            "Id": new_id("0PS"), "Name": f"X{pid}", "Label": pid, "NamespacePrefix": None,
+            "IsOwnedByProfile": True, "ProfileId": pid, "Profile": {"Name": label, "Id": pid}, "IsCustom": custom,
+            "Type": "Profile", "Description": c.description}))
+
+    # -- record types ----------------------------------------------------------------------------
+    bp_ids: dict[str, str] = {}
+    for c in of("RecordType"):
+        obj, _, dev_name = c.full_name.partition(".")
+        bp = c.attributes.get("business_process")
+        if bp and f"{obj}.{bp}" not in bp_ids:
+            bp_ids[f"{obj}.{bp}"] = new_id("019")
+        ids[c.key] = new_id("012")
+        org.add("RecordType", **stamp({
+            "Id": ids[c.key], "Name": c.attributes.get("label") or dev_name, "DeveloperName": dev_name,
+            "SobjectType": obj, "NamespacePrefix": c.namespace, "IsActive": c.active is not False,
+            "Description": c.description, "BusinessProcessId": bp_ids.get(f"{obj}.{bp}") if bp else None}))
+
+    # -- folders, reports, email templates ---------------------------------------------------
+    folder_ids: dict[tuple[str, str], str] = {}
+
+    def folder(kind: str, dev_name: str) -> str:
+        if (kind, dev_name) not in folder_ids:
+            folder_ids[(kind, dev_name)] = fid_ = new_id("00l")
+            org.add("Folder", **stamp({"Id": fid_, "Name": dev_name.replace("_", " "), "DeveloperName": dev_name,
+                                       "Type": kind, "NamespacePrefix": None, "AccessType": "Public"}))
+        return folder_ids[(kind, dev_name)]
+
+    for c in of("Report"):
+        fname, _, dev_name = c.full_name.rpartition("/")
+        md = c.attributes.get("metadata") or {}
+        ids[c.key] = new_id("00O")
+        org.add("Report", **stamp({
+            "Id": ids[c.key], "Name": md.get("name") or dev_name, "DeveloperName": dev_name,
+            "FolderName": fname.replace("_", " "), "OwnerId": folder("Report", fname), "NamespacePrefix": c.namespace,
+            "Format": md.get("format"), "Description": c.description or md.get("description"),
+            "LastRunDate": t1}))
+    for c in of("EmailTemplate"):
+        fname, _, dev_name = c.full_name.rpartition("/")
+        md = c.attributes.get("metadata") or {}
+        ids[c.key] = new_id("00X")
+        org.add("EmailTemplate", **stamp({
+            "Id": ids[c.key], "Name": md.get("name") or c.attributes.get("label") or dev_name,
+            "DeveloperName": dev_name, "NamespacePrefix": c.namespace, "FolderId": folder("Email", fname),
+            "FolderName": fname.replace("_", " "), "TemplateType": md.get("type") or "text",
+            "IsActive": str(md.get("available", "true")).lower() == "true", "Subject": md.get("subject"),
+            "Description": c.description, "UiType": md.get("uiType") or "Aloha"}))
+
+    # -- LWC / Aura ----------------------------------------------------------------------------
+    for type_, prefix in (("LightningComponentBundle", "0Rb"), ("AuraDefinitionBundle", "0Ab")):
+        for c in of(type_):
+            md = c.attributes.get("metadata") or {}
+            ids[c.key] = new_id(prefix)
+            rec = {"Id": ids[c.key], "DeveloperName": c.full_name,
+                   "MasterLabel": c.attributes.get("label") or md.get("masterLabel") or c.full_name,
+                   "NamespacePrefix": c.namespace, "ApiVersion": float(c.api_version or md.get("apiVersion") or 62.0),
+                   "Description": c.description or md.get("description"), "ManageableState": "unmanaged",
+                   "FullName": c.full_name, "Metadata": _tooling_md(md)}
+            if type_ == "LightningComponentBundle":
+                rec["IsExposed"] = str(md.get("isExposed", "false")).lower() == "true"
+            org.add(type_, **stamp(rec, mod_by=dev))
+
+    # -- audit trail ------------------------------------------------------------------------------
+    rows: list[dict[str, Any]] = []
+    if isinstance(audit_trail, (str, Path)):
+        p = Path(audit_trail)
+        rows = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else []
+    elif audit_trail:
+        rows = list(audit_trail)
+    for i, r in enumerate(rows, start=1):
+        org.add("SetupAuditTrail", Id=r.get("id") or new_id("0Ym"), Action=r.get("action"), Section=r.get("section"),
+                Display=r.get("display"), CreatedDate=_sf_datetime(str(r.get("created_date"))), CreatedById=None,
+                CreatedBy=_user(r["created_by"]) if r.get("created_by") else None,
+                CreatedByContext=r.get("created_by_context"), CreatedByIssuer=r.get("created_by_issuer"),
+                DelegateUser=r.get("delegate_user"), ResponsibleNamespacePrefix=r.get("responsible_namespace_prefix"))
+
+    # -- MetadataComponentDependency, from the graph of the source --------------------------------
+    org.obj("MetadataComponentDependency").records.extend(
+        dependency_rows_from_graph(build_org_graph(inventory).edges, by_key, ids, flow_version_ids))
+    org.component_ids = ids  # type: ignore[attr-defined]
+    org.flow_version_ids = flow_version_ids  # type: ignore[attr-defined]
+    return org
+
+
+def _dicts_of(md: Any, key: str) -> list[dict[str, Any]]:
+    v = md.get(key) if isinstance(md, dict) else None
+    if isinstance(v, dict):
+        return [v]
+    return [x for x in v or [] if isinstance(x, dict)]
+
+
+#: Component types the Dependency API reports as sources, and the edge kinds it knows (no
+#: containment, lookups → target object, value sets, permission grants: REFERENCE.md §3 gaps).
+DEPENDENCY_SOURCE_TYPES = frozenset({"ApexClass", "ApexTrigger", "Flow", "ValidationRule", "Layout", "FlexiPage",
+                                     "LightningComponentBundle", "AuraDefinitionBundle", "CustomField"})
+DEPENDENCY_TARGET_TYPES = frozenset({"ApexClass", "CustomField", "CustomObject", "LightningComponentBundle",
+                                     "AuraDefinitionBundle", "Flow"})
+DEPENDENCY_EDGE_KINDS = frozenset({"references", "queries", "dml", "calls", "extends", "implements", "imports",
+                                   "trigger_on", "apex_action", "shows"})
+
+
+def _dep_side(key: str, by_key: dict[str, Any], ids: dict[str, str]) -> tuple[str, str, str] | None:
+    """(Id, Name, Type) of one side of a dependency row, in the Dependency API's naming."""
+    comp = by_key.get(key)
+    if comp is None:
+        return None
+    t, name = comp.type, comp.full_name
+    if t == "CustomObject":
+        if comp.attributes.get("object_kind", "standard") == "standard":
+            return name, name, "StandardEntity"
+        return ids[key], re.sub(r"__(c|mdt|e|x|b)$", "", name), "CustomObject"
+    if t == "CustomField":
+        fld = name.partition(".")[2]
+        if not fld.endswith("__c") or key not in ids:
+            return None  # standard fields: a known gap of the API
+        return ids[key], fld.removesuffix("__c"), "CustomField"
+    if key not in ids:
+        return None
+    if t == "ValidationRule":
+        name = name.partition(".")[2]
+    elif t == "Layout":
+        name = name.partition("-")[2]
+    return ids[key], name, t
+
+
+def dependency_rows_from_graph(edges: Any, by_key: dict[str, Any], ids: dict[str, str],
+                               flow_version_ids: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """``MetadataComponentDependency`` rows for the edges the API would report: both ends
+    defined components of supported types, static references only. A flow's row is repeated
+    for each of its versions (the API lists inactive versions too)."""
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for e in edges:
+        if e.kind not in DEPENDENCY_EDGE_KINDS or getattr(e, "dynamic", False):
+            continue
+        st, tt = e.source.partition(":")[0], e.target.partition(":")[0]
+        if st not in DEPENDENCY_SOURCE_TYPES or tt not in DEPENDENCY_TARGET_TYPES:
+            continue
+        if (e.source, e.target) in seen:
+            continue
+        src, tgt = _dep_side(e.source, by_key, ids), _dep_side(e.target, by_key, ids)
+        if src is None or tgt is None:
+            continue
+        seen.add((e.source, e.target))
+        src_ids = flow_version_ids.get(e.source) or [src[0]]
+        tgt_id = (flow_version_ids.get(e.target) or [tgt[0]])[-1]
+        for sid in src_ids:
+            rows.append(_dep(sid, src[1], src[2], tgt_id, tgt[1], tgt[2]))
+    return rows
+
+
+def demo_org(project: str | Path, org: str = "acme-prod", **kwargs: Any) -> tuple[FakeOrg, Any]:
+    """(FakeOrg, the SFDX OrgInventory) for a bundled demo project such as
+    ``aicolleague_pipelines/demo/orgs/acme-prod`` (with its recorded audit trail)."""
+    from aicolleague_pipelines.lib.salesforce.sfdx import read_sfdx_project
+
+    root = Path(project)
+    inventory = read_sfdx_project(root, org)
+    org_json = root / ".aicolleague" / "org.json"
+    org_id = None
+    if org_json.is_file():
+        org_id = json.loads(org_json.read_text(encoding="utf-8")).get("org_id")
+    kwargs.setdefault("audit_trail", root / ".aicolleague" / "audit_trail.json")
+    return org_from_inventory(inventory, org_id=org_id, **kwargs), inventory

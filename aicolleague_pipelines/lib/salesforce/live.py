@@ -294,6 +294,19 @@ def _fields(ctx: _Ctx, describe: bool) -> None:
                     "warning")
 
 
+def _default_value(d: dict[str, Any]) -> str | None:
+    """A field's default as the Metadata API writes it (``defaultValue`` of the field's XML):
+    describe puts a default *formula* in ``defaultValueFormula`` and a typed constant in
+    ``defaultValue`` (a JSON boolean for checkboxes, which the formula parser must not get)."""
+    formula = d.get("defaultValueFormula")
+    if formula not in (None, ""):
+        return str(formula)
+    value = d.get("defaultValue")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return None if value in (None, "") else str(value)
+
+
 def _field_component(ctx: _Ctx, full: str, d: dict[str, Any] | None, fd: dict[str, Any] | None,
                      cf: dict[str, Any] | None) -> Component:
     obj, _, fname = full.partition(".")
@@ -309,7 +322,7 @@ def _field_component(ctx: _Ctx, full: str, d: dict[str, Any] | None, fd: dict[st
             "required": not d.get("nillable", True) and d.get("createable", True) and
             not d.get("defaultedOnCreate", False),
             "unique": bool(d.get("unique")), "external_id": bool(d.get("externalId")),
-            "encrypted": bool(d.get("encrypted")), "default_value": d.get("defaultValue"),
+            "encrypted": bool(d.get("encrypted")), "default_value": _default_value(d),
             "length": d.get("length") or None,
         })
         attrs = {k: v for k, v in attrs.items() if v not in (None, [], "")} | {"custom": attrs["custom"]}
@@ -488,6 +501,31 @@ def _flexipages(ctx: _Ctx) -> None:
 # --------------------------------------------------------------------------------------------
 # Access, UI, reports
 # --------------------------------------------------------------------------------------------
+#: ``Profile.Name`` (the label the data API returns) → Metadata API full name, for the standard
+#: profiles whose full name differs from their label. Custom profiles keep their name.
+STANDARD_PROFILE_FULL_NAMES = {
+    "System Administrator": "Admin",
+    "Standard User": "Standard",
+    "Read Only": "ReadOnly",
+    "Solution Manager": "SolutionManager",
+    "Marketing User": "MarketingProfile",
+    "Contract Manager": "ContractManager",
+    "Standard Platform User": "StandardAul",
+}
+#: Characters the Metadata API percent-encodes in profile full names (``Custom%3A Sales Profile``,
+#: ``Force%2Ecom - Free User``).
+_PROFILE_ESCAPES = {"%": "%25", ":": "%3A", ".": "%2E", "/": "%2F", "(": "%28", ")": "%29", "'": "%27",
+                    "\"": "%22", "*": "%2A", "?": "%3F", "<": "%3C", ">": "%3E", "|": "%7C", "\\": "%5C"}
+
+
+def profile_full_name(label: str) -> str:
+    """A profile's Metadata API full name (the canonical ``Profile:<Name>`` key, as SFDX
+    projects name ``<Name>.profile-meta.xml``) from its ``Profile.Name`` label."""
+    if label in STANDARD_PROFILE_FULL_NAMES:
+        return STANDARD_PROFILE_FULL_NAMES[label]
+    return "".join(_PROFILE_ESCAPES.get(ch, ch) for ch in label)
+
+
 def _permission_sets(ctx: _Ctx) -> None:
     for r in ctx.client.query_all(
             "SELECT Id, Name, Label, NamespacePrefix, IsOwnedByProfile, ProfileId, Profile.Name, IsCustom, "
@@ -498,8 +536,10 @@ def _permission_sets(ctx: _Ctx) -> None:
             if not pname:
                 continue
             common["id"] = _s(r.get("ProfileId")) or common["id"]
-            ctx.add(Component(type="Profile", full_name=str(pname), description=_s(r.get("Description")),
-                              attributes={"permission_set_id": r.get("Id"), "custom": r.get("IsCustom")}, **common))
+            ctx.add(Component(type="Profile", full_name=profile_full_name(str(pname)),
+                              description=_s(r.get("Description")),
+                              attributes={"label": str(pname), "permission_set_id": r.get("Id"),
+                                          "custom": r.get("IsCustom")}, **common))
         else:
             ctx.add(Component(type="PermissionSet", full_name=_ns_name(_s(r.get("NamespacePrefix")), str(r["Name"])),
                               description=_s(r.get("Description")),
