@@ -104,8 +104,17 @@ def test_a_failing_org_fails_alone_with_a_clear_message(
     assert "down" in results["down"].error
     for r in results.values():
         assert "SECRET-TOKEN-VALUE" not in r.error
+    combined = results["(all orgs)"]
+    assert combined.success  # the combined view still builds from the orgs that worked
+    assert combined.materialized["dependency_graph"]["orgs"] == 1
     with dg.DagsterInstance.get() as instance:
         assert set(instance.get_dynamic_partitions(ORG_PARTITIONS_NAME)) == {"acme-prod", "gone", "down"}
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("dependency_graph"), "every_registered_org_has_a_snapshot")]
+        )
+        evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
+        assert evaluation.passed is False
+        assert evaluation.metadata["missing"].value == "down, gone"
         runs = instance.get_runs(dg.RunsFilter(job_name="org_refresh_job"))
         assert len(runs) == 3
         assert {r.tags["dagster/partition"]: r.status.value for r in runs} == {

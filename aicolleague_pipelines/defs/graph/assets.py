@@ -91,6 +91,7 @@ def org_graph(
     code_version="1",
     deps=[org_graph],
     automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[dg.AssetCheckSpec("every_registered_org_has_a_snapshot", asset="dependency_graph")],
     description=(
         "The combined view over every org's current snapshot in the graph store: sizes per "
         "org, components shared between orgs, and the store's snapshot history."
@@ -117,6 +118,8 @@ def dependency_graph(context: dg.AssetExecutionContext, graph_store: GraphStoreR
                 }
             )
     shared = sum(1 for n in presence.values() if n > 1)
+    registered = set(context.instance.get_dynamic_partitions(salesforce_orgs.name))
+    missing = sorted(registered - set(orgs))
     md = [
         "### Combined dependency graph",
         "",
@@ -131,6 +134,17 @@ def dependency_graph(context: dg.AssetExecutionContext, graph_store: GraphStoreR
         ],
     ]
     return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="every_registered_org_has_a_snapshot",
+                passed=not missing,
+                metadata={
+                    "missing": ", ".join(missing) or "none",
+                    "hint": "refresh these orgs (their org_graph has never succeeded)"
+                    if missing else "",
+                },
+            )
+        ],
         metadata={
             "orgs": dg.MetadataValue.int(len(orgs)),
             "nodes": dg.MetadataValue.int(sum(r["nodes"] for r in rows)),
