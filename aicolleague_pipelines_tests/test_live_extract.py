@@ -22,10 +22,13 @@ from aicolleague_pipelines_tests.fakes.conftest_fixtures import (  # noqa: F401 
 from aicolleague_pipelines_tests.fakes.salesforce import sf_id
 
 #: HTTP requests for one full extraction of the fake's default org with client credentials:
-#: 1 token + EntityDefinition + CustomField + FieldDefinition + 5 describes + ApexClass + ApexTrigger
-#: + Flow (+1 composite) + ValidationRule (+1) + Layout (+1) + FlexiPage (+1) + PermissionSet
-#: + RecordType + Report (+1 Folder) + LWC + Aura + EmailTemplate.
-EXPECTED_CALLS = 26
+#: 1 token + EntityDefinition + CustomField + FieldDefinition + 5 describes (+1 composite: picklist /
+#: roll-up field Metadata) + ApexClass + ApexTrigger + Flow (+1 composite) + ValidationRule (+1)
+#: + Layout (+1) + FlexiPage (+1) + WorkflowRule + WorkflowFieldUpdate + ApexPage + GlobalValueSet
+#: + CustomTab + RecordType + PermissionSet 7 (describe, PermissionSet, ObjectPermissions,
+#: FieldPermissions, SetupEntityAccess, PermissionSetTabSetting, ProfileLayout) + Report (+1 Folder,
+#: +1 Analytics describe) + LWC (+1 resources) + Aura (+1 definitions) + EmailTemplate.
+EXPECTED_CALLS = 41
 
 
 def _extract(make_sf_client, kind="client_credentials"):
@@ -103,7 +106,7 @@ def test_metadata_is_only_ever_fetched_one_row_at_a_time(make_sf_client, fake_sa
             assert r.matched is not None and r.matched <= 1, r.soql
     composite = [r for r in fake_salesforce.requests if r.path.endswith("/tooling/composite")]
     urls = [s["url"] for c in composite for s in c.body["compositeRequest"]]
-    assert len(composite) == 4
+    assert len(composite) == 5  # Flow, ValidationRule, Layout, FlexiPage, CustomField (picklists)
     assert sum("/Flow/" in u for u in urls) == 2  # one version per flow (active, else latest)
     assert sum("/ValidationRule/" in u for u in urls) == 3
 

@@ -116,6 +116,8 @@ class FakeOrg:
     objects: dict[str, FakeObject] = field(default_factory=dict)
     #: describe payloads by object API name.
     describes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``analytics/reports/<id>/describe`` answers by report id (15 or 18 characters).
+    report_describes: dict[str, dict[str, Any]] = field(default_factory=dict)
     page_size: int = 2000
     max_url_length: int = 16_000
     dependency_cap: int = 2000
@@ -362,8 +364,8 @@ def default_org() -> FakeOrg:
         "RefMetadataComponentNamespace", "RefMetadataComponentType"], tooling=True)
     # Data-API objects
     o["PermissionSet"] = _std("PermissionSet", ["Name", "Label", "NamespacePrefix", "IsOwnedByProfile", "ProfileId",
-                                                "IsCustom", "Type", "Description"], tooling=True, data=True,
-                              rels={"Profile": {"Name", "Id"}})
+                                                "IsCustom", "Type", "Description", *USER_PERMISSION_COLUMNS],
+                              tooling=True, data=True, rels={"Profile": {"Name", "Id"}})
     o["RecordType"] = _std("RecordType", ["Name", "DeveloperName", "SobjectType", "NamespacePrefix", "IsActive",
                                           "Description", "BusinessProcessId"], tooling=False, data=True)
     o["Report"] = _std("Report", ["Name", "DeveloperName", "FolderName", "OwnerId", "NamespacePrefix", "Format",
@@ -372,7 +374,9 @@ def default_org() -> FakeOrg:
                        tooling=False, data=True)
     o["EmailTemplate"] = _std("EmailTemplate", ["Name", "DeveloperName", "NamespacePrefix", "FolderId", "FolderName",
                                                 "TemplateType", "IsActive", "Subject", "Description",
-                                                "UiType"], tooling=False, data=True)
+                                                "UiType", "Body", "HtmlValue", "Markup", "RelatedEntityType"],
+                                tooling=False, data=True)
+    _add_access_and_ui_objects(org)
     o["SetupAuditTrail"] = FakeObject("SetupAuditTrail", [
         "Id", "Action", "Section", "Display", "CreatedDate", "CreatedById", "CreatedByContext",
         "CreatedByIssuer", "DelegateUser", "ResponsibleNamespacePrefix"],
@@ -553,6 +557,11 @@ def default_org() -> FakeOrg:
         "Id": sf_id("00O", 1), "Name": "Open Invoices", "DeveloperName": "Open_Invoices", "FolderName": "Sales Reports",
         "OwnerId": sf_id("00l", 1), "NamespacePrefix": None, "Format": "Tabular", "Description": "Unpaid invoices.",
         "LastRunDate": t1}, t0, t1))
+    org.report_describes[sf_id("00O", 1)] = report_describe_from_metadata({
+        "name": "Open Invoices", "format": "Tabular", "reportType": "CustomEntity$Invoice__c",
+        "columns": [{"field": "CUST_NAME"}, {"field": "Invoice__c.Amount__c", "aggregateTypes": "Sum"}],
+        "filter": {"criteriaItems": [{"column": "Invoice__c.Paid__c", "operator": "equals", "value": "0"}]}},
+        sf_id("00O", 1), "Sales_Reports/Open_Invoices")
     org.add("EmailTemplate", **_stamp({
         "Id": sf_id("00X", 1), "Name": "Invoice Reminder", "DeveloperName": "Invoice_Reminder", "NamespacePrefix": None,
         "FolderId": sf_id("00l", 2), "FolderName": "Billing Templates", "TemplateType": "text", "IsActive": True,
@@ -606,6 +615,62 @@ def default_org() -> FakeOrg:
                 CreatedDate=when, CreatedById=None, CreatedBy=_user("Ada Admin"), CreatedByContext=None,
                 CreatedByIssuer=None, DelegateUser=None, ResponsibleNamespacePrefix=None)
     return org
+
+
+#: PermissionSet user-permission checkbox columns the fake serves (a real org has ~400).
+USER_PERMISSION_COLUMNS = (
+    "PermissionsApiEnabled", "PermissionsAuthorApex", "PermissionsCustomizeApplication", "PermissionsExportReport",
+    "PermissionsManageUsers", "PermissionsModifyAllData", "PermissionsModifyMetadata", "PermissionsRunReports",
+    "PermissionsViewAllData", "PermissionsViewAllUsers", "PermissionsViewSetup",
+)
+
+
+def _add_access_and_ui_objects(org: FakeOrg) -> None:
+    """Objects for permission-set access, workflow, Visualforce, value sets, tabs, bundle sources
+    (empty; ``org_from_inventory`` fills them) and the PermissionSet describe."""
+    o = org.objects
+    perm = ["PermissionsRead", "PermissionsCreate", "PermissionsEdit", "PermissionsDelete",
+            "PermissionsViewAllRecords", "PermissionsModifyAllRecords"]
+    o["ObjectPermissions"] = _std("ObjectPermissions", ["ParentId", "SobjectType", *perm], tooling=False, data=True,
+                                  rels={"Parent": {"IsOwnedByProfile", "IsCustom", "Name"}})
+    o["FieldPermissions"] = _std("FieldPermissions", ["ParentId", "SobjectType", "Field", "PermissionsRead",
+                                                      "PermissionsEdit"], tooling=False, data=True,
+                                 rels={"Parent": {"IsOwnedByProfile", "IsCustom", "Name"}})
+    o["SetupEntityAccess"] = _std("SetupEntityAccess", ["ParentId", "SetupEntityId", "SetupEntityType"],
+                                  tooling=False, data=True, rels={"Parent": {"IsOwnedByProfile", "IsCustom", "Name"}})
+    o["PermissionSetTabSetting"] = _std("PermissionSetTabSetting", ["ParentId", "Name", "Visibility"],
+                                        tooling=False, data=True)
+    o["CustomPermission"] = _std("CustomPermission", ["DeveloperName", "MasterLabel", "NamespacePrefix",
+                                                      "Description"], tooling=True, data=True)
+    o["ProfileLayout"] = _std("ProfileLayout", ["ProfileId", "LayoutId", "RecordTypeId", "TableEnumOrId"])
+    o["WorkflowRule"] = _std("WorkflowRule", ["Name", "TableEnumOrId", "NamespacePrefix", "ManageableState",
+                                              "FullName", "Metadata"])
+    o["WorkflowFieldUpdate"] = _std("WorkflowFieldUpdate", ["Name", "SourceTableEnumOrId", "FieldDefinitionId",
+                                                            "LiteralValue", "NamespacePrefix", "ManageableState",
+                                                            "FullName", "Metadata"])
+    o["ApexPage"] = _std("ApexPage", ["Name", "NamespacePrefix", "MasterLabel", "ApiVersion", "ControllerType",
+                                      "ControllerKey", "Description", "Markup", "IsAvailableInTouch",
+                                      "IsConfirmationTokenRequired", "ManageableState"], data=True)
+    o["GlobalValueSet"] = _std("GlobalValueSet", ["DeveloperName", "MasterLabel", "NamespacePrefix", "Description",
+                                                  "ManageableState", "FullName", "Metadata"])
+    o["CustomTab"] = _std("CustomTab", ["DeveloperName", "MasterLabel", "NamespacePrefix", "Type", "Description",
+                                        "ManageableState", "FullName", "Metadata"])
+    o["LightningComponentResource"] = _std("LightningComponentResource", [
+        "LightningComponentBundleId", "FilePath", "Format", "Source"])
+    o["AuraDefinition"] = _std("AuraDefinition", ["AuraDefinitionBundleId", "DefType", "Format", "Source"])
+    _permission_set_describe(org)
+
+
+def _permission_set_describe(org: FakeOrg) -> None:
+    org.describes["PermissionSet"] = {
+        "name": "PermissionSet", "label": "Permission Set", "custom": False, "keyPrefix": "0PS", "queryable": True,
+        "customSetting": False, "childRelationships": [], "recordTypeInfos": [],
+        "fields": [_field("Id", "id", "Permission Set ID", nillable=False, length=18),
+                   _field("Name", "string", "Name", length=80), _field("Label", "string", "Label", length=80),
+                   _field("IsOwnedByProfile", "boolean", "Is Owned By Profile"),
+                   _field("IsCustom", "boolean", "Custom")] +
+                  [_field(c, "boolean", c[len("Permissions"):]) for c in USER_PERMISSION_COLUMNS],
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -1091,6 +1156,14 @@ class FakeSalesforce:
             if d is None:
                 return 404, {}, _err("NOT_FOUND", f"The requested resource does not exist: {m2.group(1)}")
             return 200, {}, d
+        m2 = re.match(r"^/analytics/reports/(\w+)/describe$", sub)
+        if method == "GET" and m2 and not tooling:
+            rid = m2.group(1)
+            d = self.org.report_describes.get(rid) or next(
+                (v for k, v in self.org.report_describes.items() if k[:15] == rid[:15]), None)
+            if d is None:
+                return 404, {}, _err("NOT_FOUND", "The requested resource does not exist")
+            return 200, {}, copy.deepcopy(d)
         m2 = re.match(r"^/sobjects/(\w+)/(\w+)$", sub)
         if method == "GET" and m2:
             return self._get_record(m2.group(1), m2.group(2), tooling, version)
@@ -1498,7 +1571,7 @@ def tooling_metadata_json(value: Any, key: str | None = None) -> Any:
     if isinstance(value, list):
         return [tooling_metadata_json(v, key) for v in value if v is not None]
     if isinstance(value, str):
-        if key in ("stringValue", "label", "name", "description", "interviewLabel", "inputText"):
+        if key in ("stringValue", "label", "name", "description", "interviewLabel", "inputText", "value"):
             return value
         low = value.strip().lower()
         if low in ("true", "false"):
@@ -1616,6 +1689,7 @@ def org_from_inventory(
     for o in org.objects.values():
         o.records.clear()
     org.describes = {}
+    _permission_set_describe(org)
     org.objects["FlowDefinition"] = _std("FlowDefinition", [
         "DeveloperName", "MasterLabel", "NamespacePrefix", "Description", "ActiveVersionId", "LatestVersionId",
         "ManageableState", "FullName", "Metadata"])
@@ -1708,8 +1782,13 @@ def org_from_inventory(
                 "TableEnumOrId": objects[obj]["durable"], "EntityDefinitionId": objects[obj]["durable"],
                 "ManageableState": "unmanaged", "Description": c.description,
                 "InlineHelpText": a.get("inline_help_text"), "Length": a.get("length"), "FullName": c.full_name,
-                "Metadata": _tooling_md(a.get("metadata") or {"label": a.get("label"), "type": a.get("data_type"),
-                                                               "formula": a.get("formula")})}, mod_by=dev))
+                "Metadata": _as_arrays(_tooling_md(a.get("metadata") or {
+                    "label": a.get("label"), "type": a.get("data_type"), "formula": a.get("formula"),
+                    "summarizedField": a.get("summarized_field"), "summaryForeignKey": a.get("summary_foreign_key"),
+                    "summaryOperation": a.get("summary_operation"),
+                    "summaryFilterItems": a.get("summary_filter_items"),
+                    "valueSet": {"valueSetName": a["value_set"], "restricted": True} if a.get("value_set") else None}),
+                    "summaryFilterItems")}, mod_by=dev))
     for api, info in objects.items():
         fields = describe_fields[api]
         if standard_fields:
@@ -1827,8 +1906,9 @@ def org_from_inventory(
             "ManageableState": "unmanaged", "FullName": c.full_name, "Metadata": _tooling_md(md)}))
 
     # -- permission sets and profiles --------------------------------------------------------
+    ps_ids: dict[str, str] = {}
     for c in of("PermissionSet"):
-        ids[c.key] = new_id("0PS")
+        ids[c.key] = ps_ids[c.key] = new_id("0PS")
         org.add("PermissionSet", **stamp({
             "Id": ids[c.key], "Name": c.full_name, "Label": c.attributes.get("label") or c.full_name,
             "NamespacePrefix": c.namespace, "IsOwnedByProfile": False, "ProfileId": None, "Profile": None,
@@ -1839,8 +1919,9 @@ def org_from_inventory(
         md = c.attributes.get("metadata") or {}
         custom = str(md.get("custom", "true")).lower() == "true" if isinstance(md, dict) else True
         label = STANDARD_PROFILE_LABELS.get(c.full_name, c.full_name)
+        ps_ids[c.key] = new_id("0PS")
         org.add("PermissionSet", **stamp({
-            "Id": new_id("0PS"), "Name": f"X{pid}", "Label": pid, "NamespacePrefix": None,
+            "Id": ps_ids[c.key], "Name": f"X{pid}", "Label": pid, "NamespacePrefix": None,
             "IsOwnedByProfile": True, "ProfileId": pid, "Profile": {"Name": label, "Id": pid}, "IsCustom": custom,
             "Type": "Profile", "Description": c.description}))
 
@@ -1885,7 +1966,11 @@ def org_from_inventory(
             "DeveloperName": dev_name, "NamespacePrefix": c.namespace, "FolderId": folder("Email", fname),
             "FolderName": fname.replace("_", " "), "TemplateType": md.get("type") or "text",
             "IsActive": str(md.get("available", "true")).lower() == "true", "Subject": md.get("subject"),
-            "Description": c.description, "UiType": md.get("uiType") or "Aloha"}))
+            "Description": c.description, "UiType": md.get("uiType") or "Aloha",
+            "Body": c.attributes.get("body") if (md.get("type") or "text") == "text" else None,
+            "HtmlValue": c.attributes.get("body") if md.get("type") in ("html", "custom") else None,
+            "Markup": c.attributes.get("body") if md.get("type") == "visualforce" else None,
+            "RelatedEntityType": md.get("relatedEntityType")}))
 
     # -- LWC / Aura ----------------------------------------------------------------------------
     for type_, prefix in (("LightningComponentBundle", "0Rb"), ("AuraDefinitionBundle", "0Ab")):
@@ -1900,6 +1985,152 @@ def org_from_inventory(
             if type_ == "LightningComponentBundle":
                 rec["IsExposed"] = str(md.get("isExposed", "false")).lower() == "true"
             org.add(type_, **stamp(rec, mod_by=dev))
+
+    # -- Visualforce, workflow, value sets, tabs, custom metadata records ------------------------
+    for c in of("ApexPage"):
+        md = c.attributes.get("metadata") or {}
+        ids[c.key] = new_id("066")
+        org.add("ApexPage", **stamp({
+            "Id": ids[c.key], "Name": c.full_name, "NamespacePrefix": c.namespace,
+            "MasterLabel": c.attributes.get("label") or md.get("label") or c.full_name,
+            "ApiVersion": float(c.api_version or md.get("apiVersion") or 62.0), "ControllerType": "1",
+            "ControllerKey": None, "Description": c.description, "Markup": c.attributes.get("body") or "",
+            "IsAvailableInTouch": _xml_true(md.get("availableInTouch")),
+            "IsConfirmationTokenRequired": _xml_true(md.get("confirmationTokenRequired")),
+            "ManageableState": "unmanaged"}, mod_by=dev))
+    for c in of("WorkflowRule"):
+        obj, _, name = c.full_name.partition(".")
+        ids[c.key] = new_id("01Q")
+        org.add("WorkflowRule", **stamp({
+            "Id": ids[c.key], "Name": name, "TableEnumOrId": durable_of(obj) or obj, "NamespacePrefix": c.namespace,
+            "ManageableState": "unmanaged", "FullName": c.full_name,
+            "Metadata": _as_arrays(_tooling_md(c.attributes.get("metadata")), "actions", "criteriaItems")}))
+    for c in of("WorkflowFieldUpdate"):
+        obj, _, name = c.full_name.partition(".")
+        md = c.attributes.get("metadata") or {}
+        ids[c.key] = new_id("04Y")
+        org.add("WorkflowFieldUpdate", **stamp({
+            "Id": ids[c.key], "Name": md.get("name") or name, "SourceTableEnumOrId": durable_of(obj) or obj,
+            "FieldDefinitionId": None, "LiteralValue": md.get("literalValue"), "NamespacePrefix": c.namespace,
+            "ManageableState": "unmanaged", "FullName": c.full_name, "Metadata": _tooling_md(md)}))
+    for c in of("GlobalValueSet"):
+        md = copy.deepcopy(c.attributes.get("metadata") or {})
+        md["customValue"] = [{("valueName" if k == "fullName" else k): v for k, v in cv.items()}
+                             for cv in _dicts_of(md, "customValue")]
+        ids[c.key] = new_id("0Nt")
+        org.add("GlobalValueSet", **stamp({
+            "Id": ids[c.key], "DeveloperName": c.full_name, "MasterLabel": md.get("masterLabel") or c.full_name,
+            "NamespacePrefix": c.namespace, "Description": c.description, "ManageableState": "unmanaged",
+            "FullName": c.full_name, "Metadata": _as_arrays(_tooling_md(md), "customValue")}))
+    for c in of("CustomTab"):
+        md = c.attributes.get("metadata") or {}
+        ids[c.key] = new_id("01r")
+        object_tab = _xml_true(md.get("customObject"))
+        org.add("CustomTab", **stamp({
+            "Id": ids[c.key], "DeveloperName": re.sub(r"__c$", "", c.full_name) if object_tab else c.full_name,
+            "MasterLabel": (objects.get(c.full_name) or {}).get("label") or c.full_name,
+            "NamespacePrefix": c.namespace, "Type": "customObject" if object_tab else "page" if md.get("page") else
+            "url", "Description": c.description, "ManageableState": "unmanaged", "FullName": c.full_name,
+            "Metadata": _tooling_md(md)}))
+    mdt_records: dict[str, list[Any]] = {api: [] for api, info in objects.items() if info["kind"] == "custom_metadata"}
+    for c in of("CustomMetadata"):
+        api = c.attributes.get("object") or c.full_name.partition(".")[0] + "__mdt"
+        if api in mdt_records:
+            mdt_records[api].append(c)
+    for api, recs in mdt_records.items():
+        fields = [f for f in of("CustomField") if f.full_name.startswith(f"{api}.") and f.full_name.endswith("__c")]
+        org.objects[api] = FakeObject(api, ["Id", "DeveloperName", "MasterLabel", "Label", "NamespacePrefix",
+                                            "QualifiedApiName", *[f.full_name.partition(".")[2] for f in fields]],
+                                      tooling=False, data=True)
+        types = {f.full_name.partition(".")[2]: f.attributes.get("data_type") for f in fields}
+        for c in recs:
+            dev_name = c.full_name.partition(".")[2]
+            row = {"Id": new_id(objects[api]["prefix"] or "m00"), "DeveloperName": dev_name,
+                   "MasterLabel": c.attributes.get("label") or dev_name, "Label": c.attributes.get("label") or dev_name,
+                   "NamespacePrefix": c.namespace, "QualifiedApiName": dev_name}
+            for fname, value in (c.attributes.get("values") or {}).items():
+                row[fname] = _typed_value(value, types.get(fname))
+            ids[c.key] = row["Id"]
+            org.add(api, **row)
+
+    # -- permission-set and profile access (ObjectPermissions, FieldPermissions, ...) ------------
+    entity_ids = {"ApexClass": "ApexClass", "ApexPage": "ApexPage", "Flow": "FlowDefinition"}
+    custom_perms: dict[str, str] = {}
+    for c in of("PermissionSet") + of("Profile"):
+        md = c.attributes.get("metadata") or {}
+        parent = ps_ids[c.key]
+        ps_row = next(r for r in org.obj("PermissionSet").records if r["Id"] == parent)
+        for up in _dicts_of(md, "userPermissions"):
+            col = f"Permissions{up.get('name')}"
+            if col in USER_PERMISSION_COLUMNS and _xml_true(up.get("enabled")):
+                ps_row[col] = True
+        for col in USER_PERMISSION_COLUMNS:
+            ps_row.setdefault(col, False)
+        for op in _dicts_of(md, "objectPermissions"):
+            org.add("ObjectPermissions", Id=new_id("110"), ParentId=parent, SobjectType=op.get("object"),
+                    **{col: _xml_true(op.get(key)) for col, key in (
+                        ("PermissionsRead", "allowRead"), ("PermissionsCreate", "allowCreate"),
+                        ("PermissionsEdit", "allowEdit"), ("PermissionsDelete", "allowDelete"),
+                        ("PermissionsViewAllRecords", "viewAllRecords"),
+                        ("PermissionsModifyAllRecords", "modifyAllRecords"))})
+        for fp in _dicts_of(md, "fieldPermissions"):
+            if _xml_true(fp.get("readable")) or _xml_true(fp.get("editable")):  # no row without access
+                org.add("FieldPermissions", Id=new_id("01k"), ParentId=parent,
+                        SobjectType=str(fp.get("field")).partition(".")[0], Field=fp.get("field"),
+                        PermissionsRead=_xml_true(fp.get("readable")), PermissionsEdit=_xml_true(fp.get("editable")))
+        grants: list[tuple[str | None, str]] = []
+        for tag, attr, type_ in (("classAccesses", "apexClass", "ApexClass"), ("pageAccesses", "apexPage", "ApexPage"),
+                                 ("flowAccesses", "flow", "Flow")):
+            for item in _dicts_of(md, tag):
+                if _xml_true(item.get("enabled")):
+                    grants.append((ids.get(f"{type_}:{item.get(attr)}"), entity_ids[type_]))
+        for tag in ("customMetadataTypeAccesses", "customSettingAccesses"):
+            for item in _dicts_of(md, tag):
+                if _xml_true(item.get("enabled")):
+                    grants.append((durable_of(item.get("name")), "CustomEntityDefinition"))
+        for item in _dicts_of(md, "customPermissions"):
+            if _xml_true(item.get("enabled")) and item.get("name"):
+                if item["name"] not in custom_perms:
+                    custom_perms[item["name"]] = new_id("0CP")
+                    org.add("CustomPermission", **stamp({"Id": custom_perms[item["name"]],
+                                                         "DeveloperName": item["name"], "MasterLabel": item["name"],
+                                                         "NamespacePrefix": None, "Description": None}))
+                grants.append((custom_perms[item["name"]], "CustomPermission"))
+        for eid, etype in grants:
+            if eid:
+                org.add("SetupEntityAccess", Id=new_id("0J0"), ParentId=parent, SetupEntityId=eid,
+                        SetupEntityType=etype)
+        for tag in ("tabSettings", "tabVisibilities"):
+            for ts in _dicts_of(md, tag):
+                vis = {"Visible": "DefaultOn", "Available": "DefaultOff"}.get(str(ts.get("visibility")),
+                                                                              str(ts.get("visibility")))
+                if vis in ("DefaultOn", "DefaultOff"):  # hidden tabs have no row
+                    org.add("PermissionSetTabSetting", Id=new_id("01o"), ParentId=parent, Name=ts.get("tab"),
+                            Visibility=vis)
+        if c.type == "Profile":
+            for la in _dicts_of(md, "layoutAssignments"):
+                lid = ids.get(f"Layout:{la.get('layout')}")
+                if lid:
+                    obj = str(la.get("layout")).partition("-")[0]
+                    org.add("ProfileLayout", Id=new_id("01G"), ProfileId=ids[c.key], LayoutId=lid,
+                            RecordTypeId=ids.get(f"RecordType:{la.get('recordType')}") if la.get("recordType") else None,
+                            TableEnumOrId=durable_of(obj) or obj)
+
+    # -- report contents (Analytics API describe) and bundle sources -----------------------------
+    for c in of("Report"):
+        org.report_describes[ids[c.key]] = report_describe_from_metadata(c.attributes.get("metadata") or {},
+                                                                          ids[c.key], c.full_name)
+    for c in of("LightningComponentBundle"):
+        for fname, text in sorted((c.attributes.get("files") or {}).items()):
+            org.add("LightningComponentResource", Id=new_id("0Rd"), LightningComponentBundleId=ids[c.key],
+                    FilePath=f"lwc/{c.full_name}/{fname}", Format=fname.rpartition(".")[2], Source=text)
+    for c in of("AuraDefinitionBundle"):
+        for fname, text in sorted((c.attributes.get("files") or {}).items()):
+            suffix = fname[len(c.full_name):] if fname.startswith(c.full_name) else ""
+            def_type = next((t for t, s_ in _AURA_DEF_TYPES.items() if s_ == suffix), None)
+            if def_type:
+                org.add("AuraDefinition", Id=new_id("0Ad"), AuraDefinitionBundleId=ids[c.key], DefType=def_type,
+                        Format="JS" if suffix.endswith(".js") else "XML", Source=text)
 
     # -- audit trail ------------------------------------------------------------------------------
     rows: list[dict[str, Any]] = []
@@ -1921,6 +2152,82 @@ def org_from_inventory(
     org.component_ids = ids  # type: ignore[attr-defined]
     org.flow_version_ids = flow_version_ids  # type: ignore[attr-defined]
     return org
+
+
+def _xml_true(v: Any) -> bool:
+    return v is True or str(v).strip().lower() == "true"
+
+
+def _as_arrays(md: Any, *keys: str) -> Any:
+    """Tooling JSON types these (top-level) properties as arrays: a single element is a list."""
+    if isinstance(md, dict):
+        for k in keys:
+            v = md.get(k)
+            if v is None:
+                md.pop(k, None) if k in md else None
+            elif not isinstance(v, list):
+                md[k] = [v]
+    return md
+
+
+def _typed_value(value: Any, data_type: str | None) -> Any:
+    """A custom metadata record value (a string in the SFDX file) as the REST API types it."""
+    if value is None:
+        return None
+    if data_type == "Checkbox":
+        return _xml_true(value)
+    if data_type in ("Number", "Currency", "Percent"):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+#: AuraDefinition ``DefType`` → the file name suffix in the bundle folder.
+_AURA_DEF_TYPES = {"COMPONENT": ".cmp", "APPLICATION": ".app", "EVENT": ".evt", "INTERFACE": ".intf",
+                   "CONTROLLER": "Controller.js", "HELPER": "Helper.js", "RENDERER": "Renderer.js", "STYLE": ".css",
+                   "DOCUMENTATION": ".auradoc", "DESIGN": ".design", "SVG": ".svg", "TOKENS": ".tokens"}
+
+
+def report_describe_from_metadata(md: dict[str, Any], report_id: str, full_name: str) -> dict[str, Any]:
+    """The ``analytics/reports/<id>/describe`` answer for a report given in Metadata API form."""
+    flt = md.get("filter") if isinstance(md.get("filter"), dict) else {}
+    fmt = str(md.get("format") or "Tabular").upper()
+    summaries = [f"s!{c['field']}" for c in _dicts_of(md, "columns") if c.get("aggregateTypes") == "Sum"]
+    rm: dict[str, Any] = {
+        "id": report_id, "name": md.get("name") or full_name.rpartition("/")[2],
+        "developerName": full_name.rpartition("/")[2], "reportFormat": fmt,
+        "reportType": {"type": md.get("reportType"), "label": str(md.get("reportType") or "")},
+        "detailColumns": [c.get("field") for c in _dicts_of(md, "columns") if c.get("field")],
+        "reportFilters": [{"column": f.get("column"), "operator": f.get("operator"), "value": f.get("value"),
+                           "filterType": "fieldValue", "isRunPageEditable": _xml_true(f.get("isUnlocked"))}
+                          for f in _dicts_of(flt, "criteriaItems")],
+        "reportBooleanFilter": flt.get("booleanFilter"),
+        "groupingsDown": [{"name": g.get("field"), "sortOrder": g.get("sortOrder"),
+                           "dateGranularity": g.get("dateGranularity") or "None", "sortAggregate": None}
+                          for g in _dicts_of(md, "groupingsDown")],
+        "groupingsAcross": [{"name": g.get("field"), "sortOrder": g.get("sortOrder"),
+                             "dateGranularity": g.get("dateGranularity") or "None", "sortAggregate": None}
+                            for g in _dicts_of(md, "groupingsAcross")],
+        "aggregates": summaries + ["RowCount"],
+        "customSummaryFormula": {a.get("developerName"): {"formula": a.get("calculatedFormula"),
+                                                          "label": a.get("masterLabel"), "formulaType": "number"}
+                                 for a in _dicts_of(md, "aggregates") if a.get("developerName")},
+        "crossFilters": [{"includesObject": str(cf.get("operation") or "with") == "with",
+                          "primaryEntityField": cf.get("primaryTableColumn"), "relatedEntity": cf.get("relatedTable"),
+                          "relatedEntityJoinField": cf.get("relatedTableJoinColumn"),
+                          "criteriaItems": [{"column": i.get("column"), "operator": i.get("operator"),
+                                             "value": i.get("value")} for i in _dicts_of(cf, "criteriaItems")]}
+                         for cf in _dicts_of(md, "crossFilters") + _dicts_of(flt, "crossFilters")],
+        "hasDetailRows": _xml_true(md.get("showDetails", "true")), "scope": md.get("scope") or "organization",
+    }
+    tf = md.get("timeFrameFilter")
+    if isinstance(tf, dict) and tf.get("dateColumn"):
+        rm["standardDateFilter"] = {"column": tf.get("dateColumn"), "durationValue": tf.get("interval"),
+                                    "startDate": None, "endDate": None}
+    return {"reportMetadata": rm, "reportExtendedMetadata": {"aggregateColumnInfo": {}, "detailColumnInfo": {}},
+            "reportTypeMetadata": {"categories": [], "dataTypeFilterOperatorMap": {}}}
 
 
 def _dicts_of(md: Any, key: str) -> list[dict[str, Any]]:

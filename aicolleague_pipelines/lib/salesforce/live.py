@@ -7,6 +7,12 @@
   the Tooling API in id batches (the 2,000-row cap detected and split) or Bulk API 2.0.
 - :func:`fetch_audit_trail` → ``SetupAuditTrail`` rows since a timestamp.
 
+Permission sets / profiles carry their access in the SFDX ``metadata`` shape (ObjectPermissions,
+FieldPermissions, SetupEntityAccess, PermissionSetTabSetting, ProfileLayout, ``Permissions*``
+columns; REST, paged), reports their contents through the Analytics API (one request per report,
+capped by ``report_describes``), bundles their source files; workflow rules / field updates,
+value sets and tabs their ``Metadata``; custom metadata records come from one query per type.
+
 Tooling facts honoured (REFERENCE.md §3): ``Metadata``/``FullName`` only one row per query →
 ids first, then ``GET tooling/sobjects/<Type>/<Id>`` through ``tooling/composite``;
 EntityDefinition ignores LIMIT and rejects OR/NOT/COUNT; CustomField rows come without object
@@ -19,6 +25,7 @@ import datetime as dt
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +50,10 @@ from aicolleague_pipelines.lib.salesforce.model import (
 log = logging.getLogger(__name__)
 
 #: Component types whose ``Metadata`` is fetched (one row per id, via composite) by default.
-DEFAULT_METADATA_TYPES = ("Flow", "ValidationRule", "Layout", "FlexiPage")
+DEFAULT_METADATA_TYPES = ("Flow", "ValidationRule", "Layout", "FlexiPage", "WorkflowRule", "GlobalValueSet",
+                          "CustomTab", "CustomField")
+#: Reports whose contents are read through ``analytics/reports/<id>/describe`` (1 request each).
+DEFAULT_REPORT_DESCRIBES = 500
 DEPENDENCY_CAP = 2000
 _AUDIT = "CreatedDate, CreatedBy.Name, LastModifiedDate, LastModifiedBy.Name"
 _ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
@@ -129,8 +139,13 @@ def extract_live_inventory(
     *,
     metadata_types: Iterable[str] = DEFAULT_METADATA_TYPES,
     describe: bool = True,
+    report_describes: int | None = DEFAULT_REPORT_DESCRIBES,
 ) -> OrgInventory:
-    """Read every supported component type of a live org into an :class:`OrgInventory`."""
+    """Read every supported component type of a live org into an :class:`OrgInventory`.
+
+    ``report_describes``: at most this many reports (most recently run first) get their
+    columns, filters and groupings through the Analytics API — one HTTP request per report;
+    ``0`` skips report contents, ``None`` describes every report."""
     started = time.monotonic()
     inv = OrgInventory(org=org.name, source_kind="live", api_version=str(org.api_version),
                        extracted_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
@@ -145,9 +160,15 @@ def extract_live_inventory(
         ("ValidationRule", "tooling:ValidationRule", _validation_rules),
         ("Layout", "tooling:Layout", _layouts),
         ("FlexiPage", "tooling:FlexiPage", _flexipages),
-        ("PermissionSet", "rest:PermissionSet", _permission_sets),
+        ("WorkflowRule", "tooling:WorkflowRule", _workflow_rules),
+        ("WorkflowFieldUpdate", "tooling:WorkflowFieldUpdate", _workflow_field_updates),
+        ("ApexPage", "tooling:ApexPage", _apex_pages),
+        ("GlobalValueSet", "tooling:GlobalValueSet", _global_value_sets),
+        ("CustomTab", "tooling:CustomTab", _custom_tabs),
+        ("CustomMetadata", "rest:<Type>__mdt", _custom_metadata_records),
         ("RecordType", "rest:RecordType", _record_types),
-        ("Report", "rest:Report", _reports),
+        ("PermissionSet", "rest:PermissionSet", _permission_sets),
+        ("Report", "rest:Report", lambda c: _reports(c, report_describes)),
         ("LightningComponentBundle", "tooling:LightningComponentBundle", _lwc),
         ("AuraDefinitionBundle", "tooling:AuraDefinitionBundle", _aura),
         ("EmailTemplate", "rest:EmailTemplate", _email_templates),
@@ -286,12 +307,53 @@ def _fields(ctx: _Ctx, describe: bool) -> None:
         for full, cr in custom.items():
             if full.startswith(f"{obj}.") and full not in seen:
                 ctx.add(_field_component(ctx, full, None, None, cr))
+    if "CustomField" in ctx.metadata_types:
+        _field_metadata(ctx, fdefs, custom)
     typed = {c.full_name for c in ctx.inv.components if c.type == "CustomField" and c.attributes.get("data_type")}
     hidden = [k for k in custom if k.split(".")[0] in described and k not in typed]
     if hidden:
         ctx.finding("describe", f"{len(hidden)} custom field(s) not visible to the integration user "
                     f"(e.g. {hidden[0]})", "grant field-level read access to see their types and formulas",
                     "warning")
+
+
+def _field_metadata(ctx: _Ctx, fdefs: dict[str, dict[str, Any]], custom: dict[str, dict[str, Any]]) -> None:
+    """What describe lacks — roll-up summary definitions and the global value set a picklist
+    uses — from the ``Metadata`` of those custom fields (FieldDefinition ``DataType``
+    ``Roll-Up Summary (…)`` / ``Picklist…``), one composite subrequest each (25 per request)."""
+    rollups = {str(custom[k]["Id"]): k for k, fd in fdefs.items()
+               if k in custom and str(fd.get("DataType") or "").startswith(("Roll-Up Summary", "Picklist"))}
+    if not rollups:
+        return
+    metadata = _fetch_metadata(ctx, "CustomField", sorted(rollups))
+    comps = {c.full_name: c for c in ctx.inv.components if c.type == "CustomField" and c.full_name in
+             set(rollups.values())}
+    for fid, md in metadata.items():
+        comp = comps.get(rollups[fid])
+        if comp is None or not isinstance(md, dict):
+            continue
+        a = comp.attributes
+        vs = md.get("valueSet")
+        if isinstance(vs, dict) and vs.get("valueSetName"):
+            a["value_set"] = vs["valueSetName"]
+        for attr, key in (("summarized_field", "summarizedField"), ("summary_foreign_key", "summaryForeignKey"),
+                          ("summary_operation", "summaryOperation")):
+            if md.get(key):
+                a[attr] = md[key]
+        items = [i for i in md.get("summaryFilterItems") or [] if isinstance(i, dict)]
+        if items:
+            a["summary_filter_items"] = [{k: _xml_text(v) for k, v in i.items() if v is not None} for i in items]
+
+
+def _xml_text(v: Any) -> Any:
+    """A Tooling JSON scalar as the Metadata API XML (and so the SFDX reader) writes it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (int, float)):
+        return str(v)
+    return v
 
 
 def _default_value(d: dict[str, Any]) -> str | None:
@@ -381,23 +443,29 @@ def _apex_triggers(ctx: _Ctx) -> None:
             **_common(r, "tooling:ApexTrigger")))
 
 
-def _fetch_metadata(ctx: _Ctx, tooling_type: str, ids: list[str]) -> dict[str, Any]:
-    """``Metadata`` of each id, one row per id through composite (never a multi-row query)."""
+def _fetch_records(ctx: _Ctx, tooling_type: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each id's full Tooling record (``FullName``, ``Metadata`` …), one row per id through
+    composite (never a multi-row ``Metadata`` query). Unreadable ids → one warning finding."""
     if not ids:
         return {}
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, Any]] = {}
     results = ctx.client.tooling_composite_get([f"sobjects/{tooling_type}/{i}" for i in ids],
                                                what=f"tooling:{tooling_type} (Metadata)")
     failed = []
     for i, res in zip(ids, results):
         if res["status"] == 200 and isinstance(res["body"], dict):
-            out[i] = res["body"].get("Metadata")
+            out[i] = res["body"]
         else:
             failed.append(i)
     if failed:
         ctx.finding(f"tooling:{tooling_type}", f"Metadata not readable for {len(failed)} record(s) "
                     f"(e.g. {failed[0]})", "check the integration user's access to these components", "warning")
     return out
+
+
+def _fetch_metadata(ctx: _Ctx, tooling_type: str, ids: list[str]) -> dict[str, Any]:
+    """``Metadata`` of each id (see :func:`_fetch_records`)."""
+    return {i: body.get("Metadata") for i, body in _fetch_records(ctx, tooling_type, ids).items()}
 
 
 def _flows(ctx: _Ctx) -> None:
@@ -498,6 +566,154 @@ def _flexipages(ctx: _Ctx) -> None:
                           **_common(r, "tooling:FlexiPage")))
 
 
+def _workflow_rules(ctx: _Ctx) -> None:
+    rows = ctx.client.tooling_query_all(
+        f"SELECT Id, Name, TableEnumOrId, NamespacePrefix, ManageableState, {_AUDIT} FROM WorkflowRule",
+        what="tooling:WorkflowRule")
+    records = _fetch_records(ctx, "WorkflowRule", [str(r["Id"]) for r in rows]) \
+        if "WorkflowRule" in ctx.metadata_types else {}
+    for r in rows:
+        obj = ctx.obj_name(r.get("TableEnumOrId")) or str(r.get("TableEnumOrId"))
+        body = records.get(str(r["Id"])) or {}
+        md = body.get("Metadata") if isinstance(body.get("Metadata"), dict) else None
+        name = _ns_name(_s(r.get("NamespacePrefix")), str(r["Name"]))
+        attrs: dict[str, Any] = {}
+        active = None
+        if md is not None:
+            attrs = {"formula": _s(md.get("formula")), "criteria": list(md.get("criteriaItems") or []),
+                     "boolean_filter": _s(md.get("booleanFilter")), "actions": list(md.get("actions") or []),
+                     "trigger_type": md.get("triggerType"), "metadata": md}
+            active = bool(md.get("active"))
+        ctx.add(Component(type="WorkflowRule", full_name=f"{obj}.{name}", parent=component_key("CustomObject", obj),
+                          active=active, status=None if active is None else "Active" if active else "Inactive",
+                          description=_s((md or {}).get("description")), attributes=attrs,
+                          **_common(r, "tooling:WorkflowRule")))
+
+
+def _workflow_field_updates(ctx: _Ctx) -> None:
+    # ``Name`` is the label: the API name is only in ``FullName`` (one row per id).
+    rows = ctx.client.tooling_query_all(
+        f"SELECT Id, Name, SourceTableEnumOrId, NamespacePrefix, ManageableState, {_AUDIT} FROM WorkflowFieldUpdate",
+        what="tooling:WorkflowFieldUpdate")
+    records = _fetch_records(ctx, "WorkflowFieldUpdate", [str(r["Id"]) for r in rows])
+    for r in rows:
+        body = records.get(str(r["Id"]))
+        if not body or not body.get("FullName"):
+            continue  # reported by _fetch_records
+        obj = ctx.obj_name(r.get("SourceTableEnumOrId")) or str(body["FullName"]).partition(".")[0]
+        md = body.get("Metadata") if isinstance(body.get("Metadata"), dict) else {}
+        full = str(body["FullName"])
+        attrs = {"field": md.get("field"), "formula": _s(md.get("formula")), "label": md.get("name") or r.get("Name"),
+                 "operation": md.get("operation"), "literal_value": _s(md.get("literalValue")),
+                 "lookup_value": _s(md.get("lookupValue")), "target_object": _s(md.get("targetObject")),
+                 "metadata": md}
+        ctx.add(Component(type="WorkflowFieldUpdate", full_name=full, parent=component_key("CustomObject", obj),
+                          description=_s(md.get("description")), attributes=attrs,
+                          **_common(r, "tooling:WorkflowFieldUpdate")))
+
+
+def _apex_pages(ctx: _Ctx) -> None:
+    for r in ctx.client.tooling_query_all(
+            "SELECT Id, Name, NamespacePrefix, MasterLabel, ApiVersion, ControllerType, ControllerKey, Description, "
+            f"Markup, IsAvailableInTouch, IsConfirmationTokenRequired, ManageableState, {_AUDIT} FROM ApexPage",
+            what="tooling:ApexPage"):
+        md = {"apiVersion": _s(r.get("ApiVersion")), "availableInTouch": _xml_text(r.get("IsAvailableInTouch")),
+              "confirmationTokenRequired": _xml_text(r.get("IsConfirmationTokenRequired")),
+              "description": _s(r.get("Description")), "label": r.get("MasterLabel")}
+        ctx.add(Component(type="ApexPage", full_name=_ns_name(_s(r.get("NamespacePrefix")), str(r["Name"])),
+                          api_version=_s(r.get("ApiVersion")), description=_s(r.get("Description")),
+                          attributes={"body": r.get("Markup"), "label": r.get("MasterLabel"),
+                                      "controller_type": r.get("ControllerType"),
+                                      "controller_key": r.get("ControllerKey"),
+                                      "metadata": {k: v for k, v in md.items() if v is not None}},
+                          **_common(r, "tooling:ApexPage")))
+
+
+def _global_value_sets(ctx: _Ctx) -> None:
+    rows = ctx.client.tooling_query_all(
+        f"SELECT Id, DeveloperName, MasterLabel, NamespacePrefix, Description, ManageableState, {_AUDIT} "
+        "FROM GlobalValueSet", what="tooling:GlobalValueSet")
+    metadata = _fetch_metadata(ctx, "GlobalValueSet", [str(r["Id"]) for r in rows]) \
+        if "GlobalValueSet" in ctx.metadata_types else {}
+    for r in rows:
+        attrs: dict[str, Any] = {"label": r.get("MasterLabel")}
+        md = metadata.get(str(r["Id"]))
+        if isinstance(md, dict):
+            # Tooling names a value ``valueName``; the Metadata API (and SFDX files) ``fullName``.
+            md = dict(md)
+            md["customValue"] = [{("fullName" if k == "valueName" else k): v for k, v in cv.items()}
+                                 for cv in md.get("customValue") or [] if isinstance(cv, dict)]
+            attrs["metadata"] = md
+        ctx.add(Component(type="GlobalValueSet", full_name=_ns_name(_s(r.get("NamespacePrefix")),
+                                                                    str(r["DeveloperName"])),
+                          description=_s(r.get("Description")), attributes=attrs,
+                          **_common(r, "tooling:GlobalValueSet")))
+
+
+def _custom_tabs(ctx: _Ctx) -> None:
+    # DeveloperName of an object tab is the object without ``__c``: the name comes from FullName.
+    rows = ctx.client.tooling_query_all(
+        f"SELECT Id, DeveloperName, MasterLabel, NamespacePrefix, Type, Description, ManageableState, {_AUDIT} "
+        "FROM CustomTab", what="tooling:CustomTab")
+    records = _fetch_records(ctx, "CustomTab", [str(r["Id"]) for r in rows]) \
+        if "CustomTab" in ctx.metadata_types else {}
+    for r in rows:
+        body = records.get(str(r["Id"])) or {}
+        name = _s(body.get("FullName"))
+        if not name:
+            dev = _ns_name(_s(r.get("NamespacePrefix")), str(r["DeveloperName"]))
+            name = f"{dev}__c" if r.get("Type") == "customObject" and not dev.endswith("__c") else dev
+        attrs: dict[str, Any] = {"label": r.get("MasterLabel"), "tab_type": r.get("Type")}
+        if isinstance(body.get("Metadata"), dict):
+            attrs["metadata"] = body["Metadata"]
+        ctx.add(Component(type="CustomTab", full_name=name, description=_s(r.get("Description")), attributes=attrs,
+                          **_common(r, "tooling:CustomTab")))
+
+
+def _custom_metadata_records(ctx: _Ctx) -> None:
+    """Records of every custom metadata type: one REST query (paged) per ``__mdt`` type."""
+    if not ctx.entity_by_id:
+        _load_entities(ctx)
+    types = sorted({v for v in ctx.entity_by_id.values() if v.endswith("__mdt")})
+    fields_of: dict[str, list[str]] = {t: [] for t in types}
+    for c in ctx.inv.components:
+        if c.type == "CustomField" and c.full_name.endswith("__c"):
+            obj = c.full_name.partition(".")[0]
+            if obj in fields_of:
+                fields_of[obj].append(c.full_name.partition(".")[2])
+    failed: list[str] = []
+    for t in types:
+        fields = sorted(set(fields_of[t]))
+        try:
+            rows = ctx.client.query_all(
+                f"SELECT Id, DeveloperName, MasterLabel, NamespacePrefix{''.join(', ' + f for f in fields)} FROM {t}",
+                what=f"rest:{t}")
+        except (SalesforceAuthError, SalesforceUnavailableError):
+            raise
+        except ExtractionError as exc:
+            failed.append(t)
+            ctx.finding(f"rest:{t}", f"custom metadata records of {t} not read: {exc.problem}",
+                        "grant the integration user read access to this type", "warning")
+            continue
+        type_name = t.removesuffix("__mdt")
+        for r in rows:
+            values = {f: _xml_text(r.get(f)) for f in fields if r.get(f) is not None}
+            for f, v in list(values.items()):  # metadata relationships come back as durable ids
+                if isinstance(v, str) and _ID_RE.match(v) and v[:3] == "01I":
+                    values[f] = ctx.obj_name(v) or v
+            md = {"label": r.get("MasterLabel"), "values": [{"field": f, "value": v} for f, v in values.items()]}
+            ctx.add(Component(type="CustomMetadata",
+                              full_name=f"{type_name}.{_ns_name(_s(r.get('NamespacePrefix')), str(r['DeveloperName']))}",
+                              parent=component_key("CustomObject", t), id=_s(r.get("Id")),
+                              namespace=_s(r.get("NamespacePrefix")),
+                              managed_state="installed" if r.get("NamespacePrefix") else None, source=f"rest:{t}",
+                              attributes={"label": r.get("MasterLabel"), "object": t, "values": values,
+                                          "metadata": md}))
+    if types and len(failed) == len(types):
+        raise ExtractionError(ctx.org.name, "rest:<Type>__mdt", "no custom metadata type could be queried",
+                              "see the warnings above")
+
+
 # --------------------------------------------------------------------------------------------
 # Access, UI, reports
 # --------------------------------------------------------------------------------------------
@@ -526,24 +742,215 @@ def profile_full_name(label: str) -> str:
     return "".join(_PROFILE_ESCAPES.get(ch, ch) for ch in label)
 
 
+_OBJECT_PERMS = (("PermissionsRead", "allowRead"), ("PermissionsCreate", "allowCreate"),
+                 ("PermissionsEdit", "allowEdit"), ("PermissionsDelete", "allowDelete"),
+                 ("PermissionsViewAllRecords", "viewAllRecords"), ("PermissionsModifyAllRecords", "modifyAllRecords"))
+#: User-permission columns per PermissionSet query (≈25 characters each: the URL stays short).
+_USER_PERM_BATCH = 120
+
+
+def _tf(v: Any) -> str:
+    """A permission flag as the Metadata API XML (and so the SFDX reader) writes it."""
+    return "true" if v is True or str(v).lower() == "true" else "false"
+
+
 def _permission_sets(ctx: _Ctx) -> None:
-    for r in ctx.client.query_all(
-            "SELECT Id, Name, Label, NamespacePrefix, IsOwnedByProfile, ProfileId, Profile.Name, IsCustom, "
-            f"Description, {_AUDIT} FROM PermissionSet", what="rest:PermissionSet"):
+    """Permission sets and profiles (a profile is the PermissionSet row it owns), and their access
+    in the ``metadata`` shape of the SFDX files: user permissions (PermissionSet ``Permissions*``
+    columns), ObjectPermissions, FieldPermissions, SetupEntityAccess (Apex classes and pages,
+    custom metadata types / settings, custom permissions, flows), PermissionSetTabSetting and,
+    for profiles, ProfileLayout. Each access query is paged (2,000 rows a page: an org with
+    300,000 FieldPermissions rows costs 150 requests for them) and may fail on its own (a warning)."""
+    user_perms = _user_permission_columns(ctx)
+    first, rest = user_perms[:_USER_PERM_BATCH], user_perms[_USER_PERM_BATCH:]
+    rows = ctx.client.query_all(
+        "SELECT Id, Name, Label, NamespacePrefix, IsOwnedByProfile, ProfileId, Profile.Name, IsCustom, "
+        f"Description, {_AUDIT}{''.join(', ' + c for c in first)} FROM PermissionSet", what="rest:PermissionSet")
+    by_ps: dict[str, Component] = {}
+    for r in rows:
         common = _common(r, "rest:PermissionSet")
+        md: dict[str, Any] = {}
         if r.get("IsOwnedByProfile"):
             pname = _rel(r, "Profile.Name")
             if not pname:
                 continue
             common["id"] = _s(r.get("ProfileId")) or common["id"]
-            ctx.add(Component(type="Profile", full_name=profile_full_name(str(pname)),
-                              description=_s(r.get("Description")),
-                              attributes={"label": str(pname), "permission_set_id": r.get("Id"),
-                                          "custom": r.get("IsCustom")}, **common))
+            md["custom"] = _tf(r.get("IsCustom"))
+            comp = Component(type="Profile", full_name=profile_full_name(str(pname)),
+                             description=_s(r.get("Description")),
+                             attributes={"label": str(pname), "permission_set_id": r.get("Id"),
+                                         "custom": r.get("IsCustom"), "metadata": md}, **common)
         else:
-            ctx.add(Component(type="PermissionSet", full_name=_ns_name(_s(r.get("NamespacePrefix")), str(r["Name"])),
-                              description=_s(r.get("Description")),
-                              attributes={"label": r.get("Label"), "custom": r.get("IsCustom")}, **common))
+            md["label"] = r.get("Label")
+            comp = Component(type="PermissionSet", full_name=_ns_name(_s(r.get("NamespacePrefix")), str(r["Name"])),
+                             description=_s(r.get("Description")),
+                             attributes={"label": r.get("Label"), "custom": r.get("IsCustom"), "metadata": md},
+                             **common)
+        if comp.description:
+            md["description"] = comp.description
+        ctx.add(comp)
+        by_ps[str(r["Id"])] = by_ps[str(r["Id"])[:15]] = comp
+    if not by_ps:
+        return
+    _user_permissions(ctx, by_ps, rows, first)
+    for i in range(0, len(rest), _USER_PERM_BATCH):
+        cols = rest[i:i + _USER_PERM_BATCH]
+        _optional(ctx, "rest:PermissionSet", "user permissions", lambda cols=cols: _user_permissions(
+            ctx, by_ps, ctx.client.query_all(f"SELECT Id, {', '.join(cols)} FROM PermissionSet",
+                                             what="rest:PermissionSet"), cols))
+    _optional(ctx, "rest:ObjectPermissions", "object permissions", lambda: _object_permissions(ctx, by_ps))
+    _optional(ctx, "rest:FieldPermissions", "field permissions", lambda: _field_permissions(ctx, by_ps))
+    _optional(ctx, "rest:SetupEntityAccess", "class, page, custom permission and flow access",
+              lambda: _setup_entity_access(ctx, by_ps))
+    _optional(ctx, "rest:PermissionSetTabSetting", "tab settings", lambda: _tab_settings(ctx, by_ps))
+    if any(c.type == "Profile" for c in by_ps.values()):
+        _optional(ctx, "tooling:ProfileLayout", "profile layout assignments", lambda: _profile_layouts(ctx, by_ps))
+    for comp in {id(c): c for c in by_ps.values()}.values():
+        md = comp.attributes["metadata"]
+        for key, sort_key in (("objectPermissions", "object"), ("fieldPermissions", "field"),
+                              ("classAccesses", "apexClass"), ("pageAccesses", "apexPage"),
+                              ("customPermissions", "name"), ("customMetadataTypeAccesses", "name"),
+                              ("customSettingAccesses", "name"), ("flowAccesses", "flow"), ("tabSettings", "tab"),
+                              ("tabVisibilities", "tab"), ("userPermissions", "name")):
+            if key in md:
+                md[key].sort(key=lambda d, k=sort_key: str(d.get(k)))
+
+
+def _optional(ctx: _Ctx, location: str, what: str, fn: Callable[[], None],
+              hint: str = "the components are listed without it; check the integration user's access "
+                          "(View Setup and Configuration)") -> None:
+    """Run one optional part of a step; its failure is a warning, never the step's failure."""
+    try:
+        fn()
+    except (SalesforceAuthError, SalesforceUnavailableError):
+        raise
+    except ExtractionError as exc:
+        ctx.finding(location, f"{what} not read: {exc.problem}", hint, "warning")
+
+
+def _user_permission_columns(ctx: _Ctx) -> list[str]:
+    """The org's ``Permissions*`` checkbox columns of PermissionSet (from describe: they vary by
+    edition, licences and API version)."""
+    try:
+        fields = ctx.client.describe("PermissionSet").get("fields", [])
+    except (SalesforceAuthError, SalesforceUnavailableError):
+        raise
+    except ExtractionError as exc:
+        ctx.finding("describe:PermissionSet", f"user permissions not read: {exc.problem}",
+                    "permission sets and profiles are listed without their user permissions", "warning")
+        return []
+    return sorted(str(f["name"]) for f in fields
+                  if str(f.get("name", "")).startswith("Permissions") and f.get("type") == "boolean")
+
+
+def _user_permissions(ctx: _Ctx, by_ps: dict[str, Component], rows: list[dict[str, Any]], cols: list[str]) -> None:
+    for r in rows:
+        comp = by_ps.get(str(r.get("Id")))
+        if comp is None:
+            continue
+        perms = comp.attributes["metadata"].setdefault("userPermissions", [])
+        perms += [{"enabled": "true", "name": c[len("Permissions"):]} for c in cols if r.get(c) is True]
+        if not perms:
+            del comp.attributes["metadata"]["userPermissions"]
+
+
+def _object_permissions(ctx: _Ctx, by_ps: dict[str, Component]) -> None:
+    for r in ctx.client.query_all(
+            f"SELECT ParentId, SobjectType, {', '.join(c for c, _ in _OBJECT_PERMS)} FROM ObjectPermissions",
+            what="rest:ObjectPermissions"):
+        comp = by_ps.get(str(r.get("ParentId")))
+        if comp is not None and r.get("SobjectType"):
+            comp.attributes["metadata"].setdefault("objectPermissions", []).append(
+                {"object": str(r["SobjectType"]), **{k: _tf(r.get(c)) for c, k in _OBJECT_PERMS}})
+
+
+def _field_permissions(ctx: _Ctx, by_ps: dict[str, Component]) -> None:
+    for r in ctx.client.query_all(
+            "SELECT ParentId, SobjectType, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions",
+            what="rest:FieldPermissions"):
+        comp = by_ps.get(str(r.get("ParentId")))
+        if comp is not None and r.get("Field"):
+            comp.attributes["metadata"].setdefault("fieldPermissions", []).append(
+                {"editable": _tf(r.get("PermissionsEdit")), "field": str(r["Field"]),
+                 "readable": _tf(r.get("PermissionsRead"))})
+
+
+def _setup_entity_access(ctx: _Ctx, by_ps: dict[str, Component]) -> None:
+    rows = ctx.client.query_all("SELECT ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess",
+                                what="rest:SetupEntityAccess")
+    names: dict[str, dict[str, str]] = {"ApexClass": {}, "ApexPage": {}, "FlowDefinition": {}}
+    for c in ctx.inv.components:
+        if c.type in ("ApexClass", "ApexPage") and c.id:
+            names[c.type][c.id] = names[c.type][c.id[:15]] = c.full_name
+        elif c.type == "Flow" and c.attributes.get("definition_id"):
+            d = str(c.attributes["definition_id"])
+            names["FlowDefinition"][d] = names["FlowDefinition"][d[:15]] = c.full_name
+    if any(r.get("SetupEntityType") == "CustomPermission" for r in rows):
+        names["CustomPermission"] = {}
+        for r in ctx.client.query_all("SELECT Id, DeveloperName, NamespacePrefix FROM CustomPermission",
+                                      what="rest:CustomPermission"):
+            n = _ns_name(_s(r.get("NamespacePrefix")), str(r["DeveloperName"]))
+            names["CustomPermission"][str(r["Id"])] = names["CustomPermission"][str(r["Id"])[:15]] = n
+    unresolved: Counter[str] = Counter()
+    for r in rows:
+        comp = by_ps.get(str(r.get("ParentId")))
+        etype, eid = str(r.get("SetupEntityType")), str(r.get("SetupEntityId"))
+        if comp is None:
+            continue
+        md = comp.attributes["metadata"]
+        if etype == "CustomEntityDefinition":
+            obj = ctx.obj_name(eid)
+            if not obj or _ID_RE.match(obj):
+                unresolved[etype] += 1
+                continue
+            key = "customMetadataTypeAccesses" if obj.endswith("__mdt") else "customSettingAccesses"
+            md.setdefault(key, []).append({"enabled": "true", "name": obj})
+            continue
+        if etype not in names:
+            continue  # connected apps, apps (TabSet), … are not modelled
+        name = names[etype].get(eid) or names[etype].get(eid[:15])
+        if name is None:
+            unresolved[etype] += 1
+            continue
+        key, attr = {"ApexClass": ("classAccesses", "apexClass"), "ApexPage": ("pageAccesses", "apexPage"),
+                     "CustomPermission": ("customPermissions", "name"),
+                     "FlowDefinition": ("flowAccesses", "flow")}[etype]
+        md.setdefault(key, []).append({attr: name, "enabled": "true"})
+    if unresolved:
+        ctx.finding("rest:SetupEntityAccess", "access to components not in the inventory was skipped: " +
+                    ", ".join(f"{n} {t}" for t, n in sorted(unresolved.items())),
+                    "usually managed-package components hidden from the integration user", "info")
+
+
+def _tab_settings(ctx: _Ctx, by_ps: dict[str, Component]) -> None:
+    for r in ctx.client.query_all("SELECT ParentId, Name, Visibility FROM PermissionSetTabSetting",
+                                  what="rest:PermissionSetTabSetting"):
+        comp = by_ps.get(str(r.get("ParentId")))
+        if comp is None or not r.get("Name"):
+            continue
+        vis = str(r.get("Visibility") or "")
+        if comp.type == "Profile":
+            comp.attributes["metadata"].setdefault("tabVisibilities", []).append({"tab": r["Name"], "visibility": vis})
+        else:  # permission sets write Visible / Available (DefaultOn / DefaultOff here)
+            vis = {"DefaultOn": "Visible", "DefaultOff": "Available"}.get(vis, vis)
+            comp.attributes["metadata"].setdefault("tabSettings", []).append({"tab": r["Name"], "visibility": vis})
+
+
+def _profile_layouts(ctx: _Ctx, by_ps: dict[str, Component]) -> None:
+    profiles = {c.id: c for c in by_ps.values() if c.type == "Profile" and c.id}
+    profiles.update({k[:15]: c for k, c in list(profiles.items()) if k})
+    layouts = {c.id: c.full_name for c in ctx.inv.components if c.type == "Layout" and c.id}
+    rtypes = {c.id: c.full_name for c in ctx.inv.components if c.type == "RecordType" and c.id}
+    for r in ctx.client.tooling_query_all("SELECT Id, ProfileId, LayoutId, RecordTypeId FROM ProfileLayout",
+                                          what="tooling:ProfileLayout"):
+        comp = profiles.get(str(r.get("ProfileId"))) or profiles.get(str(r.get("ProfileId"))[:15])
+        layout = layouts.get(str(r.get("LayoutId")))
+        if comp is None or layout is None:
+            continue
+        la = {"layout": layout}
+        if r.get("RecordTypeId") and rtypes.get(str(r["RecordTypeId"])):
+            la["recordType"] = rtypes[str(r["RecordTypeId"])]
+        comp.attributes["metadata"].setdefault("layoutAssignments", []).append(la)
 
 
 def _record_types(ctx: _Ctx) -> None:
@@ -578,46 +985,158 @@ def _folders(ctx: _Ctx) -> dict[str, str]:
     return cache
 
 
-def _reports(ctx: _Ctx) -> None:
+def _reports(ctx: _Ctx, describes: int | None = DEFAULT_REPORT_DESCRIBES) -> None:
     rows = ctx.client.query_all(
         "SELECT Id, Name, DeveloperName, FolderName, OwnerId, NamespacePrefix, Format, Description, LastRunDate, "
         f"{_AUDIT} FROM Report", what="rest:Report")
     folders = _folders(ctx) if rows else {}
+    comps: dict[str, Component] = {}
     for r in rows:
         folder = folders.get(str(r.get("OwnerId"))) or "unfiled$public"
-        ctx.add(Component(type="Report",
-                          full_name=f"{folder}/{_ns_name(_s(r.get('NamespacePrefix')), str(r['DeveloperName']))}",
-                          description=_s(r.get("Description")),
-                          attributes={"label": r.get("Name"), "folder_name": r.get("FolderName"),
-                                      "format": r.get("Format"), "last_run_date": r.get("LastRunDate")},
-                          **_common(r, "rest:Report")))
+        comp = Component(type="Report",
+                         full_name=f"{folder}/{_ns_name(_s(r.get('NamespacePrefix')), str(r['DeveloperName']))}",
+                         description=_s(r.get("Description")),
+                         attributes={"label": r.get("Name"), "folder_name": r.get("FolderName"),
+                                     "format": r.get("Format"), "last_run_date": r.get("LastRunDate")},
+                         **_common(r, "rest:Report"))
+        ctx.add(comp)
+        comps[str(r["Id"])] = comp
+    # Contents: one Analytics API request per report, most recently run first, up to the cap.
+    order = sorted(rows, key=lambda r: str(r.get("LastRunDate") or ""), reverse=True)
+    wanted = order if describes is None else order[:max(0, describes)]
+    if describes is not None and len(order) > len(wanted) and describes > 0:
+        ctx.finding("analytics:reports", f"contents of {len(order) - len(wanted)} of {len(order)} reports not read "
+                    f"(report_describes={describes})", "raise report_describes to read them (1 request each)", "info")
+    failed: list[str] = []
+    for r in wanted:
+        rid = str(r["Id"])
+        try:
+            desc = ctx.client.call(f"analytics:reports/{rid}/describe",
+                                   lambda sf, rid=rid: sf.restful(f"analytics/reports/{rid}/describe"))
+        except (SalesforceAuthError, SalesforceUnavailableError):
+            raise
+        except ExtractionError:
+            failed.append(comps[rid].full_name)
+            continue
+        md = report_metadata_from_describe(desc)
+        if md:
+            comps[rid].attributes["metadata"] = md
+    if failed:
+        ctx.finding("analytics:reports", f"contents of {len(failed)} report(s) not readable (e.g. {failed[0]})",
+                    "the integration user needs access to the report folders (and Run Reports)", "warning")
+
+
+def report_metadata_from_describe(desc: Any) -> dict[str, Any]:
+    """``analytics/reports/<id>/describe`` → the report's Metadata API shape (as the SFDX reader
+    yields it): ``reportType``, ``format``, ``columns [{field}]``, ``filter {criteriaItems
+    [{column, operator, value}], booleanFilter}``, ``groupingsDown/Across [{field, …}]``,
+    ``aggregates`` (custom summary formulas), ``crossFilters``, ``timeFrameFilter``."""
+    rm = (desc or {}).get("reportMetadata") if isinstance(desc, dict) else None
+    if not isinstance(rm, dict):
+        return {}
+    md: dict[str, Any] = {"name": rm.get("name")}
+    rt = rm.get("reportType")
+    md["reportType"] = rt.get("type") if isinstance(rt, dict) else rt
+    fmt = str(rm.get("reportFormat") or "")
+    md["format"] = fmt[:1] + fmt[1:].lower() if fmt else None
+    md["columns"] = [{"field": c} for c in rm.get("detailColumns") or [] if isinstance(c, str)]
+    criteria = [{"column": f.get("column"), "operator": f.get("operator"), "value": f.get("value")}
+                for f in rm.get("reportFilters") or [] if isinstance(f, dict) and f.get("column")]
+    if criteria:
+        md["filter"] = {"criteriaItems": criteria}
+        if rm.get("reportBooleanFilter"):
+            md["filter"]["booleanFilter"] = rm["reportBooleanFilter"]
+    for tag in ("groupingsDown", "groupingsAcross"):
+        gs = [{"field": g.get("name"), "sortOrder": g.get("sortOrder"), "dateGranularity": g.get("dateGranularity")}
+              for g in rm.get(tag) or [] if isinstance(g, dict) and g.get("name")]
+        if gs:
+            md[tag] = [{k: v for k, v in g.items() if v is not None} for g in gs]
+    formulas = rm.get("customSummaryFormula")
+    if isinstance(formulas, dict) and formulas:
+        md["aggregates"] = [{"developerName": n, "calculatedFormula": f.get("formula"), "masterLabel": f.get("label")}
+                            for n, f in formulas.items() if isinstance(f, dict)]
+    cross = []
+    for cf in rm.get("crossFilters") or []:
+        if isinstance(cf, dict) and cf.get("relatedEntity"):
+            cross.append({"operation": "with" if cf.get("includesObject", True) else "without",
+                          "primaryTableColumn": cf.get("primaryEntityField"), "relatedTable": cf.get("relatedEntity"),
+                          "relatedTableJoinColumn": cf.get("relatedEntityJoinField"),
+                          "criteriaItems": [{"column": c.get("column"), "operator": c.get("operator"),
+                                             "value": c.get("value")} for c in cf.get("criteriaItems") or []
+                                            if isinstance(c, dict)]})
+    if cross:
+        md["crossFilters"] = cross
+    sdf = rm.get("standardDateFilter")
+    if isinstance(sdf, dict) and sdf.get("column"):
+        md["timeFrameFilter"] = {"dateColumn": sdf.get("column"), "interval": sdf.get("durationValue")}
+    return {k: v for k, v in md.items() if v not in (None, [], "")}
 
 
 def _email_templates(ctx: _Ctx) -> None:
     rows = ctx.client.query_all(
         "SELECT Id, Name, DeveloperName, NamespacePrefix, FolderId, TemplateType, IsActive, Subject, Description, "
-        f"{_AUDIT} FROM EmailTemplate", what="rest:EmailTemplate")
+        f"Body, HtmlValue, Markup, RelatedEntityType, UiType, {_AUDIT} FROM EmailTemplate", what="rest:EmailTemplate")
     folders = _folders(ctx) if rows else {}
     for r in rows:
         folder = folders.get(str(r.get("FolderId"))) or "unfiled$public"
+        ttype = str(r.get("TemplateType") or "text")
+        # The .email file of a template: Visualforce markup, the HTML (html/custom/Lightning), or text.
+        body = r.get("Markup") if ttype == "visualforce" else (r.get("HtmlValue") or r.get("Body"))
+        md = {"available": _tf(r.get("IsActive")), "description": _s(r.get("Description")), "name": r.get("Name"),
+              "subject": r.get("Subject"), "type": ttype, "uiType": r.get("UiType"),
+              "relatedEntityType": _s(r.get("RelatedEntityType"))}
         ctx.add(Component(type="EmailTemplate",
                           full_name=f"{folder}/{_ns_name(_s(r.get('NamespacePrefix')), str(r['DeveloperName']))}",
                           active=bool(r.get("IsActive")), description=_s(r.get("Description")),
                           attributes={"label": r.get("Name"), "template_type": r.get("TemplateType"),
-                                      "subject": r.get("Subject")},
+                                      "subject": r.get("Subject"), "body": body,
+                                      "metadata": {k: v for k, v in md.items() if v is not None}},
                           **_common(r, "rest:EmailTemplate")))
 
 
+#: AuraDefinition ``DefType`` → file name suffix in the bundle folder.
+_AURA_SUFFIX = {"COMPONENT": ".cmp", "APPLICATION": ".app", "EVENT": ".evt", "INTERFACE": ".intf",
+                "CONTROLLER": "Controller.js", "HELPER": "Helper.js", "RENDERER": "Renderer.js", "STYLE": ".css",
+                "DOCUMENTATION": ".auradoc", "DESIGN": ".design", "SVG": ".svg", "TOKENS": ".tokens"}
+
+
 def _bundles(ctx: _Ctx, type_: str, extra: str) -> None:
+    comps: dict[str, Component] = {}
     for r in ctx.client.tooling_query_all(
             f"SELECT Id, DeveloperName, MasterLabel, NamespacePrefix, ApiVersion, Description, {extra}"
             f"ManageableState, {_AUDIT} FROM {type_}", what=f"tooling:{type_}"):
         attrs = {"label": r.get("MasterLabel")}
         if "IsExposed" in r:
             attrs["is_exposed"] = r.get("IsExposed")
-        ctx.add(Component(type=type_, full_name=_ns_name(_s(r.get("NamespacePrefix")), str(r["DeveloperName"])),
-                          api_version=_s(r.get("ApiVersion")), description=_s(r.get("Description")),
-                          attributes=attrs, **_common(r, f"tooling:{type_}")))
+        comp = Component(type=type_, full_name=_ns_name(_s(r.get("NamespacePrefix")), str(r["DeveloperName"])),
+                         api_version=_s(r.get("ApiVersion")), description=_s(r.get("Description")),
+                         attributes=attrs, **_common(r, f"tooling:{type_}"))
+        ctx.add(comp)
+        comps[str(r["Id"])] = comps[str(r["Id"])[:15]] = comp
+    if comps:
+        _optional(ctx, f"tooling:{type_}", "bundle source files", lambda: _bundle_files(ctx, type_, comps))
+
+
+def _bundle_files(ctx: _Ctx, type_: str, comps: dict[str, Component]) -> None:
+    """Source files of every bundle in one paged query (LightningComponentResource /
+    AuraDefinition), as ``files`` (file name → text) like the SFDX reader."""
+    if type_ == "LightningComponentBundle":
+        rows = ctx.client.tooling_query_all("SELECT Id, LightningComponentBundleId, FilePath, Format, Source "
+                                            "FROM LightningComponentResource", what="tooling:LightningComponentResource")
+        for r in rows:
+            comp = comps.get(str(r.get("LightningComponentBundleId")))
+            if comp is not None and r.get("FilePath") and isinstance(r.get("Source"), str):
+                name = str(r["FilePath"]).rsplit("/", 1)[-1]
+                if not name.endswith(".js-meta.xml"):
+                    comp.attributes.setdefault("files", {})[name] = r["Source"]
+    else:
+        rows = ctx.client.tooling_query_all("SELECT Id, AuraDefinitionBundleId, DefType, Format, Source "
+                                            "FROM AuraDefinition", what="tooling:AuraDefinition")
+        for r in rows:
+            comp = comps.get(str(r.get("AuraDefinitionBundleId")))
+            suffix = _AURA_SUFFIX.get(str(r.get("DefType")))
+            if comp is not None and suffix and isinstance(r.get("Source"), str):
+                comp.attributes.setdefault("files", {})[comp.full_name.split("__")[-1] + suffix] = r["Source"]
 
 
 def _lwc(ctx: _Ctx) -> None:
