@@ -101,6 +101,37 @@ class PlatformHttp:
     ) -> Any:
         """One call with retries; returns the decoded JSON body."""
         what = f"{method.upper()} {path}"
+        resp = self._send(method, path, params=params, json_body=json_body, what=what)
+        return self._decode(resp, what)
+
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json_body: Any = None
+    ) -> httpx.Response:
+        """One call with the same retries and errors; returns the raw (successful) response.
+
+        For callers that need response headers (RFC 5988 ``Link`` paging). ``path`` may be an
+        absolute URL (a next-page link); errors name its path only, never its query string.
+        Decode the body with :meth:`decode_json` to get request_json's malformed-page error.
+        """
+        what = f"{method.upper()} {httpx.URL(path).path}"
+        return self._send(method, path, params=params, json_body=json_body, what=what)
+
+    def decode_json(self, resp: httpx.Response) -> Any:
+        """``resp``'s JSON body, or the same PlatformError request_json raises when malformed."""
+        return self._decode(resp, f"{resp.request.method} {resp.request.url.path}")
+
+    def _decode(self, resp: httpx.Response, what: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise PlatformError(
+                self.cfg.name, what, "response is not valid JSON (truncated or malformed page)",
+                "retry; if it persists the platform or a proxy is mangling responses",
+            ) from None
+
+    def _send(
+        self, method: str, path: str, *, params: dict[str, Any] | None, json_body: Any, what: str
+    ) -> httpx.Response:
         attempts = max(1, self.cfg.retry_attempts)
         for attempt in range(1, attempts + 1):
             self.stats["calls"] += 1
@@ -135,13 +166,7 @@ class PlatformHttp:
                     self.cfg.name, what, f"HTTP {resp.status_code}: {_error_text(resp)}",
                     "see the platform's API documentation for this error",
                 )
-            try:
-                return resp.json()
-            except ValueError:
-                raise PlatformError(
-                    self.cfg.name, what, "response is not valid JSON (truncated or malformed page)",
-                    "retry; if it persists the platform or a proxy is mangling responses",
-                ) from None
+            return resp
         raise AssertionError("unreachable")
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
