@@ -23,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     home = ensure_local_home(_project_root())
     results = run_all_orgs(args.org or None)
-    print(f"Refreshed {sum(1 for r in results if r.org != '(all orgs)')} org(s):")
+    print(f"Refreshed {sum(1 for r in results if not r.org.startswith('('))} org(s):")
     print(format_results(results, home))
     return 0 if all(r.success for r in results) else 1
 

@@ -81,6 +81,11 @@ def run_all_orgs(only: list[str] | None = None) -> list[OrgRunResult]:
         orgs = [o for o in orgs if o in only]
     results: list[OrgRunResult] = []
     with dg.DagsterInstance.get() as instance:
+        # Platforms first: each org's graph joins the latest platform extracts.
+        if defs.get_repository_def().has_job("platforms_job") and _has_platform_assets(defs):
+            results.append(
+                _run_unpartitioned(defs, instance, "platforms_job", "(platforms)")
+            )
         diff = diff_orgs(orgs, instance.get_dynamic_partitions(ORG_PARTITIONS_NAME))
         if diff.added:
             instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, list(diff.added))
@@ -105,24 +110,34 @@ def run_all_orgs(only: list[str] | None = None) -> list[OrgRunResult]:
             if not result.success:
                 outcome.error = _first_failure(result)
             results.append(outcome)
-        if any(r.success for r in results):
-            combined = defs.resolve_job_def("combined_job").execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
-                tags={"aicolleague/trigger": "cli"},
-            )
-            outcome = OrgRunResult("(all orgs)", combined.success, combined.run_id, 0.0)
-            for event in combined.get_asset_materialization_events():
-                mat = event.materialization
-                if mat is not None:
-                    outcome.materialized[mat.asset_key.to_user_string()] = {
-                        k: v.value for k, v in mat.metadata.items()
-                    }
-            if not combined.success:
-                outcome.error = _first_failure(combined)
-            results.append(outcome)
+        if any(r.success for r in results if not r.org.startswith("(")):
+            results.append(_run_unpartitioned(defs, instance, "combined_job", "(all orgs)"))
     return results
+
+
+def _has_platform_assets(defs: Any) -> bool:
+    keys = defs.get_repository_def().asset_graph.get_all_asset_keys()
+    return any(k.path[0] == "platforms" for k in keys)
+
+
+def _run_unpartitioned(defs: Any, instance: Any, job_name: str, label: str) -> OrgRunResult:
+    started = time.perf_counter()
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET_RUN_CONFIG,
+        tags={"aicolleague/trigger": "cli"},
+    )
+    outcome = OrgRunResult(label, result.success, result.run_id, round(time.perf_counter() - started, 2))
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat is not None:
+            outcome.materialized[mat.asset_key.to_user_string()] = {
+                k: v.value for k, v in mat.metadata.items()
+            }
+    if not result.success:
+        outcome.error = _first_failure(result)
+    return outcome
 
 
 def _first_failure(result: Any) -> str:
@@ -149,6 +164,12 @@ def format_results(results: list[OrgRunResult], home: Path) -> str:
             parts.append(f"graph {graph.get('nodes')} nodes / {graph.get('edges')} edges")
         detail = ", ".join(parts)
         lines.append(f"  {r.org:<20} {status:<7} {r.seconds:>6.1f}s  {detail}")
+        for key, meta in sorted(r.materialized.items()):
+            if key.startswith("platforms/"):
+                lines.append(
+                    f"      {key:<36} {meta.get('components')} components, "
+                    f"{meta.get('links_to_salesforce')} links to Salesforce"
+                )
         if r.error:
             lines.append(f"      {r.error}")
     assets = sorted({a for r in results for a in r.materialized})

@@ -8,6 +8,8 @@ from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.lib.graph import queries, render
 from aicolleague_pipelines.lib.graph.build import OrgGraph, build_org_graph
 from aicolleague_pipelines.lib.graph.checks import graph_checks
+from aicolleague_pipelines.lib.platforms.extract import load_extracts
+from aicolleague_pipelines.lib.platforms.lineage import add_platform_lineage, platforms_for_org
 from aicolleague_pipelines.lib.salesforce.model import DependencyRow, OrgInventory
 from aicolleague_pipelines.resources import GraphStoreResource
 
@@ -36,6 +38,9 @@ def org_graph(
     sf_dependencies: list[DependencyRow],
 ):
     graph = build_org_graph(sf_inventory, sf_dependencies)
+    # Cross-platform lineage: the latest extract of every platform that mirrors this org.
+    platforms = platforms_for_org(load_extracts(graph_store.data_home.root()), graph.org)
+    platform_counts = add_platform_lineage(graph, platforms)
     for finding in graph.findings:
         context.log.warning(str(finding))
     with graph_store.open() as store:
@@ -63,6 +68,7 @@ def org_graph(
             ),
             "edges_by_kind": dg.MetadataValue.json(graph.counts_by_kind()),
             "parse_findings": dg.MetadataValue.int(len(graph.findings)),
+            "platform_components": dg.MetadataValue.json(platform_counts),
             "unused_components": dg.MetadataValue.int(len(unused)),
             "cycles": dg.MetadataValue.int(len(cycles)),
             "top_ranked": dg.MetadataValue.md(

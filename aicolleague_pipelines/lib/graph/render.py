@@ -27,6 +27,10 @@ _COLOURS = {
 }
 
 
+#: Node types that come from platforms around the org (Metabase, Chargebee, Intercom, APIs).
+_PLATFORM_TYPES = ("Metabase", "Warehouse", "Chargebee", "Intercom", "Api")
+
+
 def most_connected(nodes: dict[str, Node], edges: list[Edge], limit: int = 30) -> list[str]:
     """Keys of the ``limit`` nodes with the highest degree (ties by key, deterministic)."""
     degree: Counter[str] = Counter()
@@ -99,11 +103,23 @@ def graph_markdown(
     external = sum(1 for n in nodes.values() if n.external)
     kinds = Counter(e.kind for e in edges)
     indeg: Counter[str] = Counter(e.target for e in edges if e.kind != "child_of")
+    platform = Counter(
+        n.type for n in nodes.values() if not n.external and n.type.startswith(_PLATFORM_TYPES)
+    )
+    synced = sum(1 for e in edges if e.kind == "synced_to")
     lines = [
         f"### Dependency graph of `{org}`",
         "",
         f"{len(nodes)} components ({external} external: referenced, not defined here), "
         f"{len(edges)} dependencies.",
+        "",
+        "**Cross-platform:** "
+        + (
+            ", ".join(f"{n} {t}" for t, n in sorted(platform.items()))
+            + f"; {synced} links into Salesforce fields."
+            if platform
+            else "no platform mirrors this org."
+        ),
         "",
         "| component type | count |",
         "|---|---:|",
