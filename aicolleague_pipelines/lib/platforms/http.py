@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -27,6 +28,10 @@ from aicolleague_pipelines.lib.platforms.config import PlatformConfig
 from aicolleague_pipelines.lib.platforms.model import PlatformError
 
 RECORDED_FILE = "responses.json"
+
+# httpx logs every request URL at INFO; paging cursors and offsets can carry record ids (an
+# email used as a customer id), so keep its request lines out of run logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 EXPORT_BASE_URL = "https://recorded.invalid"
 
 
@@ -175,7 +180,9 @@ class PlatformHttp:
     def _backoff(self, attempt: int, resp: httpx.Response | None) -> None:
         self.stats["retries"] += 1
         delay = self.cfg.retry_base_delay * (2 ** (attempt - 1)) * (1 + random.random() * 0.5)
-        if resp is not None:
+        if resp is not None and resp.status_code == 429:
+            # Rate-limit hints only mean something on a 429: Intercom sends X-RateLimit-Reset
+            # on every response, and a 5xx should not wait for the rate window to reset.
             hinted = _retry_after(resp)
             if hinted is not None:
                 delay = hinted
