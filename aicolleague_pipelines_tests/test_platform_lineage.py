@@ -76,3 +76,43 @@ def test_demo_platforms_extract_save_and_load_round_trip(tmp_path: Path) -> None
     synced = [e for e in g.edges if e.kind == SYNCED_TO]
     assert any(e.target == "CustomField:Account.Id" for e in synced)
     assert all(c.passed for c in graph_checks(g))
+
+
+def test_demo_platforms_through_dagster_reach_impact_answers() -> None:
+    import os
+    import subprocess
+    import sys
+
+    import dagster as dg
+
+    from aicolleague_pipelines.definitions import defs as load_defs
+    from aicolleague_pipelines.lib.registry import ORG_PARTITIONS_NAME
+
+    defs = load_defs()
+    with dg.instance_for_test() as instance:
+        platforms = defs.resolve_job_def("platforms_job").execute_in_process(instance=instance)
+        assert platforms.success
+        mats = {e.asset_key.to_user_string(): e.materialization.metadata
+                for e in platforms.get_asset_materialization_events()}
+        assert {k.split("/")[1] for k in mats} >= {"custom", "chargebee", "intercom"}
+        for meta in mats.values():
+            assert meta["calls"].value >= 1 and meta["components"].value > 0
+            assert "duration_s" in meta
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["acme-prod"])
+        result = defs.resolve_job_def("org_refresh_job").execute_in_process(
+            instance=instance, partition_key="acme-prod")
+        assert result.success
+        graph_meta = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                          if e.asset_key.to_user_string() == "org_graph")
+        assert set(graph_meta["platform_components"].value) >= {"support-desk", "acme-billing", "acme-support-chat"}
+        assert "Cross-platform:" in graph_meta["summary"].value
+        assert "links into Salesforce fields" in graph_meta["summary"].value
+
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "aicolleague"), "impact", "--org", "acme-prod",
+         "CustomField:Account.Id", "--depth", "1", "--json"],
+        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ChargebeeCustomField:acme-billing/customer.cf_sf_account_id" in proc.stdout
+    assert "IntercomAttribute:acme-support-chat/company.salesforce_id" in proc.stdout
