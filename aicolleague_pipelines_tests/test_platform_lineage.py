@@ -94,7 +94,7 @@ def test_demo_platforms_through_dagster_reach_impact_answers() -> None:
         assert platforms.success
         mats = {e.asset_key.to_user_string(): e.materialization.metadata
                 for e in platforms.get_asset_materialization_events()}
-        assert {k.split("/")[1] for k in mats} >= {"custom", "chargebee", "intercom"}
+        assert {k.split("/")[1] for k in mats} == {"custom", "chargebee", "intercom", "metabase"}
         for meta in mats.values():
             assert meta["calls"].value >= 1 and meta["components"].value > 0
             assert "duration_s" in meta
@@ -104,7 +104,8 @@ def test_demo_platforms_through_dagster_reach_impact_answers() -> None:
         assert result.success
         graph_meta = next(e.materialization.metadata for e in result.get_asset_materialization_events()
                           if e.asset_key.to_user_string() == "org_graph")
-        assert set(graph_meta["platform_components"].value) >= {"support-desk", "acme-billing", "acme-support-chat"}
+        assert set(graph_meta["platform_components"].value) == {
+            "support-desk", "acme-billing", "acme-support-chat", "acme-metabase"}
         assert "Cross-platform:" in graph_meta["summary"].value
         assert "links into Salesforce fields" in graph_meta["summary"].value
 
@@ -116,3 +117,21 @@ def test_demo_platforms_through_dagster_reach_impact_answers() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ChargebeeCustomField:acme-billing/customer.cf_sf_account_id" in proc.stdout
     assert "IntercomAttribute:acme-support-chat/company.salesforce_id" in proc.stdout
+
+
+def test_impact_of_a_salesforce_field_lists_metabase_cards_and_dashboards(tmp_path: Path) -> None:
+    """The issue's acceptance line: impact on Account.Industry reaches Metabase."""
+    from aicolleague_pipelines.lib.graph.stores import open_store
+    from aicolleague_pipelines.lib.graph import queries
+
+    g = _acme()
+    extracts = [extract_platform(c) for c in load_platforms() if c.kind == "metabase"]
+    add_platform_lineage(g, extracts)
+    with open_store(tmp_path) as store:
+        store.load_snapshot("acme-prod", g.nodes.values(), g.edges)
+        hits = queries.impact(store, "acme-prod", "CustomField:Account.Industry")
+    types = {h.type for h in hits}
+    assert {"WarehouseColumn", "MetabaseCard", "MetabaseDashboard"} <= types
+    card = next(h for h in hits if h.type == "MetabaseCard")
+    assert card.path[0] == "CustomField:Account.Industry"
+    assert card.path[1].startswith("WarehouseColumn:acme-metabase/")
