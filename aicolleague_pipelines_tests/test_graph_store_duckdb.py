@@ -229,3 +229,28 @@ def test_load_arrays_bulk_path(store: DuckDBGraphStore) -> None:
     with pytest.raises(GraphStoreError, match="duplicate"):
         store.load_arrays("bulk", np.array(["A:x", "A:x"], dtype=object), ["A", "A"], np.array([0]), np.array([1]), [CHILD_OF])
     assert [s.version for s in store.snapshots("bulk")] == [1]
+
+
+def test_a_second_process_waits_for_the_writer_lock(tmp_path) -> None:
+    """Runs of different orgs in parallel processes share one DuckDB file: the second waits."""
+    import subprocess
+    import sys
+    import time as _time
+
+    from aicolleague_pipelines.lib.graph.stores import open_store
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys,time; from pathlib import Path; "
+         "from aicolleague_pipelines.lib.graph.stores import open_store; "
+         "s=open_store(Path(sys.argv[1])); print('locked', flush=True); time.sleep(1.5); s.close()",
+         str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    started = _time.monotonic()
+    with open_store(tmp_path, lock_timeout=30) as store:
+        waited = _time.monotonic() - started
+        assert store.orgs() == []
+    holder.wait(timeout=30)
+    assert waited > 0.5  # it really waited for the other process

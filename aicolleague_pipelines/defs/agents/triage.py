@@ -1,0 +1,77 @@
+"""Triage: risk-ranked findings per org, exported as SARIF 2.1.0 and CSV."""
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
+from aicolleague_pipelines.lib.agents.export import to_csv, to_sarif
+from aicolleague_pipelines.lib.agents.model import SEVERITIES, Finding, RuleContext
+from aicolleague_pipelines.lib.agents.risk import score_findings
+from aicolleague_pipelines.lib.agents.triage import all_rules, run_rules
+from aicolleague_pipelines.lib.graph.build import OrgGraph
+from aicolleague_pipelines.lib.salesforce.model import OrgInventory
+from aicolleague_pipelines.resources import GraphStoreResource
+
+GROUP = "agents"
+
+
+def _top_table(findings: list[Finding], n: int = 15) -> str:
+    lines = ["| risk | severity | rule | component | evidence |", "|---:|---|---|---|---|"]
+    for f in findings[:n]:
+        lines.append(f"| {f.risk} | {f.severity} | {f.rule_id} | `{f.component}` | {f.evidence} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    partitions_def=salesforce_orgs,
+    group_name=GROUP,
+    kinds={"python"},
+    code_version="1",
+    description=(
+        "Triage agent: every rule (Apex, flows, metadata, security) over the org, each finding "
+        "with a stable id and a risk score (severity × blast radius from the graph × change "
+        "recency). Also written as SARIF 2.1.0 and CSV under the data home."
+    ),
+)
+def triage_findings(
+    context: dg.AssetExecutionContext,
+    graph_store: GraphStoreResource,
+    sf_inventory: OrgInventory,
+    org_graph: OrgGraph,
+) -> dg.Output[list[Finding]]:
+    org = context.partition_key
+    today = datetime.now(timezone.utc).date().isoformat()
+    rules = all_rules()
+    ctx = RuleContext(org, sf_inventory, org_graph, today, sf_inventory.api_version)
+    findings, errors = run_rules(ctx, rules)
+    for err in errors:
+        context.log.error(f"org {org}: rule failed (its findings are missing): {err}")
+    with graph_store.open(read_only=True) as store:
+        index = store.graph_index(org)  # one in-memory index for every blast-radius lookup
+
+    def impact(key: str) -> list[str]:
+        return [h.key for h in index.impact(key, limit=5000)] if key in index else []
+
+    score_findings(findings, org_graph, impact, today)
+    out = graph_store.data_home.root() / "reports" / org
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "triage.sarif").write_text(json.dumps(to_sarif(findings, rules), indent=1), encoding="utf-8")
+    (out / "triage.csv").write_text(to_csv(findings), encoding="utf-8")
+    by_sev = Counter(f.severity for f in findings)
+    by_rule = Counter(f.rule_id for f in findings)
+    return dg.Output(
+        findings,
+        metadata={
+            "findings": dg.MetadataValue.int(len(findings)),
+            "by_severity": dg.MetadataValue.json({s: by_sev.get(s, 0) for s in reversed(SEVERITIES)}),
+            "by_rule": dg.MetadataValue.json(dict(by_rule.most_common())),
+            "rules_run": dg.MetadataValue.int(len(rules)),
+            "rules_failed": dg.MetadataValue.int(len(errors)),
+            "top_risks": dg.MetadataValue.md(_top_table(findings)),
+            "sarif": dg.MetadataValue.path(str(out / "triage.sarif")),
+            "csv": dg.MetadataValue.path(str(out / "triage.csv")),
+        },
+    )
