@@ -424,3 +424,13 @@ def test_other_component_types_and_empty_bodies(schema: Schema) -> None:
     assert parse_apex(Component("Flow", "X", attributes={"body": "insert a;"}), schema) == []
     assert _apex("", schema) == []
     assert isinstance(_apex("public class Foo { void m( { [SELECT Id FROM", schema), list)
+
+
+def test_truncated_source_ending_in_a_field_path_does_not_crash() -> None:
+    from aicolleague_pipelines.lib.graph.parsers.apex import parse_apex
+    from aicolleague_pipelines.lib.graph.schema import Schema
+    from aicolleague_pipelines.lib.salesforce.model import Component
+
+    body = "public class T { void m() { Account a = new Account(); a.Name"
+    refs = parse_apex(Component("ApexClass", "T", attributes={"body": body}), Schema([]))
+    assert any(r.target == "CustomField:Account.Name" for r in refs)

@@ -866,7 +866,8 @@ class _Parser:
             path.append(x)
         if not path or self.lows[path[0]] in _NOT_FIELDS:
             return
-        write = path[-1] == rest[-1] and self.kinds[path[-1] + 1] == OP and self.texts[path[-1] + 1] in _ASSIGN_OPS
+        nxt = path[-1] + 1  # truncated source can end right after the path
+        write = path[-1] == rest[-1] and nxt < self.n and self.kinds[nxt] == OP and self.texts[nxt] in _ASSIGN_OPS
         if path[-1] + 1 < self.n and self.texts[path[-1] + 1] == "=" and self.op(path[-1] + 2, "="):
             write = False
         keys = self.resolve(obj, [texts[x] for x in path])
