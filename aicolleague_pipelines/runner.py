@@ -162,6 +162,17 @@ def format_results(results: list[OrgRunResult], home: Path) -> str:
             parts.append(f"{audit.get('new_events')} new audit-trail events")
         if graph:
             parts.append(f"graph {graph.get('nodes')} nodes / {graph.get('edges')} edges")
+        triage = r.materialized.get("triage_findings")
+        if triage:
+            sev = triage.get("by_severity") or {}
+            worst = ", ".join(f"{n} {s}" for s, n in sev.items() if n and s in ("critical", "high"))
+            parts.append(f"{triage.get('findings')} findings" + (f" ({worst})" if worst else ""))
+        monitor = r.materialized.get("monitor_changes")
+        if monitor and not monitor.get("baseline"):
+            parts.append(
+                f"changes +{monitor.get('added')} -{monitor.get('removed')} ~{monitor.get('modified')}, "
+                f"{monitor.get('breaking_changes')} breaking"
+            )
         detail = ", ".join(parts)
         lines.append(f"  {r.org:<20} {status:<7} {r.seconds:>6.1f}s  {detail}")
         for key, meta in sorted(r.materialized.items()):

@@ -2,12 +2,15 @@
 
 import dagster as dg
 
-#: Everything partitioned by org: extraction, then the org's graph snapshot.
+#: Everything partitioned by org: extraction, the org's graph snapshot, then the agents.
 org_refresh_job = dg.define_asset_job(
     "org_refresh_job",
-    selection=dg.AssetSelection.groups("salesforce", "graph")
+    selection=dg.AssetSelection.groups("salesforce", "graph", "agents")
     - dg.AssetSelection.assets("dependency_graph"),
-    description="Refresh one org: extract its metadata, build its graph, store a new snapshot.",
+    description=(
+        "Refresh one org: extract its metadata, build its graph, store a new snapshot, and run "
+        "the Triage and Monitor agents over it."
+    ),
 )
 
 #: Cross-org assets that read every org's current snapshot.

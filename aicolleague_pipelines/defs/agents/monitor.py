@@ -1,0 +1,105 @@
+"""Monitor: what changed since the last snapshot, what that breaks, and what looks abnormal."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from aicolleague_pipelines.defs.graph.assets import org_graph
+from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
+from aicolleague_pipelines.lib.agents.alerts import Alert, dispatch, sinks_from_config
+from aicolleague_pipelines.lib.agents.anomaly import detect_all, metric_series_from_snapshots
+from aicolleague_pipelines.lib.agents.diff import diff_snapshots
+from aicolleague_pipelines.lib.salesforce.model import AuditEvent
+from aicolleague_pipelines.resources import GraphStoreResource
+
+ALERTS_FILE_ENV = "AICOLLEAGUE_ALERTS_FILE"
+
+
+def load_alert_config() -> dict | None:
+    """Alert sinks from ``$AICOLLEAGUE_ALERTS_FILE`` (YAML ``sinks: [...]``); default: a file."""
+    path = os.environ.get(ALERTS_FILE_ENV)
+    if not path:
+        return None
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or None
+
+
+def alerts_for(org: str, changes, anomalies) -> list[Alert]:
+    alerts = []
+    for b in changes.breaking:
+        alerts.append(Alert(
+            severity="critical" if b.platform_dependents else "high",
+            title=f"{org}: breaking change on {b.key}",
+            text=f"{b.reason}: {b.detail}. Still used by {len(b.referenced_by)} component(s); "
+                 f"{len(b.dependents)} transitive dependent(s), {len(b.platform_dependents)} on "
+                 "other platforms.",
+            org=org,
+            key=f"breaking:{org}:{b.key}:{b.reason}",
+            extra={"component": b.key, "reason": b.reason},
+        ))
+    for a in anomalies:
+        alerts.append(Alert(
+            severity=a.severity,
+            title=f"{org}: {a.metric} {a.direction}",
+            text=f"{a.metric} = {a.value:g} against a baseline of {a.baseline:g} "
+                 f"(robust score {a.score:.1f}, {a.kind}).",
+            org=org,
+            key=f"anomaly:{org}:{a.metric}:{a.timestamp}",
+            extra={"metric": a.metric, "score": round(a.score, 2)},
+        ))
+    return alerts
+
+
+@dg.asset(
+    partitions_def=salesforce_orgs,
+    group_name="agents",
+    kinds={"python"},
+    code_version="1",
+    deps=[org_graph],
+    description=(
+        "Monitor agent: components added, removed and modified since the previous graph "
+        "snapshot (with who and when from the audit trail), breaking changes (removed or "
+        "retyped components still referenced, with their Salesforce and platform dependents), "
+        "anomalies in the org's metrics over its snapshots, and the alerts sent for them."
+    ),
+)
+def monitor_changes(
+    context: dg.AssetExecutionContext,
+    graph_store: GraphStoreResource,
+    sf_audit_trail: list[AuditEvent],
+) -> dg.Output[dict]:
+    org = context.partition_key
+    with graph_store.open(read_only=True) as store:
+        changes = diff_snapshots(store, org, audit_events=sf_audit_trail)
+        series = metric_series_from_snapshots(store, org)
+        snapshots = store.snapshots(org)
+    latest = snapshots[-1].created_at if snapshots else None
+    # Only anomalies at the newest snapshot are news; older ones were alerted before.
+    anomalies = [a for a in detect_all(series) if latest and (a.end or a.timestamp) >= latest]
+    alerts = [] if changes.baseline else alerts_for(org, changes, anomalies)
+    report = dispatch(alerts, load_alert_config()) if alerts else None
+    if report is not None and not report.ok:
+        context.log.warning(f"org {org}: some alerts were not delivered: {report.to_dict()}")
+    result = {
+        "changes": changes.to_dict(),
+        "anomalies": [a.to_dict() for a in anomalies],
+        "alerts": [a.to_dict() for a in alerts],
+        "dispatch": report.to_dict() if report else None,
+    }
+    md = changes.to_markdown()
+    if anomalies:
+        md += "\n\n### Anomalies\n\n" + "\n".join(f"- {a.describe()}" for a in anomalies)
+    return dg.Output(
+        result,
+        metadata={
+            "baseline": changes.baseline,
+            "added": dg.MetadataValue.int(len(changes.added)),
+            "removed": dg.MetadataValue.int(len(changes.removed)),
+            "modified": dg.MetadataValue.int(len(changes.modified)),
+            "breaking_changes": dg.MetadataValue.int(len(changes.breaking)),
+            "anomalies": dg.MetadataValue.int(len(anomalies)),
+            "alerts_sent": dg.MetadataValue.int(report.sent if report else 0),
+            "summary": dg.MetadataValue.md(md),
+        },
+    )

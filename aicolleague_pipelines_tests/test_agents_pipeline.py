@@ -1,0 +1,77 @@
+"""Triage and Monitor through Dagster: findings on the demo, SARIF on disk, and a breaking
+change detected after a field that code still uses is deleted from the project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from aicolleague_pipelines.definitions import defs as load_defs
+from aicolleague_pipelines.lib.orgs import demo_root
+from aicolleague_pipelines.lib.registry import ORG_PARTITIONS_NAME
+from aicolleague_pipelines_tests.conftest import write_orgs_file
+
+
+def _mats(result) -> dict:
+    return {e.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+
+
+def test_monitor_reports_a_breaking_change_and_alerts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "acme"
+    shutil.copytree(demo_root() / "orgs" / "acme-prod", project)
+    monkeypatch.setenv("AICOLLEAGUE_ORGS_FILE", str(write_orgs_file(
+        tmp_path / "orgs.yaml", [{"name": "acme", "source": "sfdx", "path": "acme"}])))
+    alerts_file = tmp_path / "alerts.jsonl"
+    (tmp_path / "alerts.yaml").write_text(
+        f"sinks:\n  - {{type: file, name: ops, path: {alerts_file}, min_severity: high}}\n")
+    monkeypatch.setenv("AICOLLEAGUE_ALERTS_FILE", str(tmp_path / "alerts.yaml"))
+    job = load_defs().resolve_job_def("org_refresh_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["acme"])
+        first = job.execute_in_process(instance=instance, partition_key="acme")
+        assert first.success
+        assert _mats(first)["monitor_changes"]["baseline"].value is True
+        triage = first.output_for_node("triage_findings")
+        assert {f.rule_id for f in triage} >= {"APEX-SOQL-IN-LOOP", "SEC-MODIFY-ALL-DATA"}
+        assert triage == sorted(triage, key=lambda f: -f.risk)
+
+        # Delete a field that Apex still reads, change a class, then refresh again.
+        field = next(project.rglob("Invoice__c/fields/Amount__c.field-meta.xml"))
+        field.unlink()
+        cls = next(project.rglob("classes/InvoicePrintController.cls"))
+        cls.write_text(cls.read_text() + "\n// touched\n")
+        second = job.execute_in_process(instance=instance, partition_key="acme")
+        assert second.success
+        meta = _mats(second)["monitor_changes"]
+        assert meta["baseline"].value is False
+        assert meta["removed"].value >= 1 and meta["modified"].value >= 1
+        assert meta["breaking_changes"].value >= 1
+        out = second.output_for_node("monitor_changes")
+        breaking = {b["key"]: b for b in out["changes"]["breaking"]}
+        assert "CustomField:Invoice__c.Amount__c" in breaking
+        assert "ApexClass:InvoiceService" in breaking["CustomField:Invoice__c.Amount__c"]["referenced_by"]
+        sent = [json.loads(line) for line in alerts_file.read_text().splitlines()]
+        assert any("Invoice__c.Amount__c" in a["title"] for a in sent)
+        assert all(a["severity"] in ("high", "critical") for a in sent)  # routing by severity
+
+
+def test_triage_writes_sarif_and_csv_for_each_org(tmp_path: Path) -> None:
+    import os
+
+    job = load_defs().resolve_job_def("org_refresh_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["globex-prod"])
+        result = job.execute_in_process(instance=instance, partition_key="globex-prod")
+        assert result.success
+        meta = _mats(result)["triage_findings"]
+        assert meta["rules_run"].value >= 40 and meta["rules_failed"].value == 0
+        assert meta["findings"].value > 10
+    reports = Path(os.environ["AICOLLEAGUE_HOME"]) / "reports" / "globex-prod"
+    sarif = json.loads((reports / "triage.sarif").read_text())
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
+    assert (reports / "triage.csv").read_text().startswith("id,org,rule_id")
