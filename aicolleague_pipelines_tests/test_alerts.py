@@ -114,6 +114,9 @@ def test_dead_sink_does_not_stop_others_and_secret_never_leaks(
     monkeypatch.setenv("AIC_TEST_SLACK", hook.url(SECRET_PATH))
     monkeypatch.delenv("AIC_UNSET_HOOK", raising=False)
     caplog.set_level(logging.DEBUG)
+    # The platform HTTP layer quiets httpx to WARNING when imported; this test wants to see
+    # that even httpx's own request lines are redacted, so it opens them up explicitly.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     sinks = sinks_from_config([
         {"type": "webhook", "name": "dead", "url_env": "AIC_DEAD_HOOK", "backoff": 0.01, "retries": 1},
         {"type": "slack", "name": "unset", "url_env": "AIC_UNSET_HOOK"},

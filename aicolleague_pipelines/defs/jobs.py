@@ -2,11 +2,14 @@
 
 import dagster as dg
 
+#: Unpartitioned assets that look across every org (run after the per-org refreshes).
+CROSS_ORG_ASSETS = ("dependency_graph", "triage_overview")
+
 #: Everything partitioned by org: extraction, the org's graph snapshot, then the agents.
 org_refresh_job = dg.define_asset_job(
     "org_refresh_job",
     selection=dg.AssetSelection.groups("salesforce", "graph", "agents")
-    - dg.AssetSelection.assets("dependency_graph"),
+    - dg.AssetSelection.assets(*CROSS_ORG_ASSETS),
     description=(
         "Refresh one org: extract its metadata, build its graph, store a new snapshot, and run "
         "the Triage and Monitor agents over it."
@@ -16,6 +19,6 @@ org_refresh_job = dg.define_asset_job(
 #: Cross-org assets that read every org's current snapshot.
 combined_job = dg.define_asset_job(
     "combined_job",
-    selection=dg.AssetSelection.assets("dependency_graph"),
+    selection=dg.AssetSelection.assets(*CROSS_ORG_ASSETS),
     description="Rebuild the cross-org views from every org's current snapshot.",
 )

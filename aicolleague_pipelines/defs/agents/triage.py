@@ -75,3 +75,52 @@ def triage_findings(
             "csv": dg.MetadataValue.path(str(out / "triage.csv")),
         },
     )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python"},
+    code_version="1",
+    deps=[triage_findings],
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "Triage across orgs: findings per org and severity, the riskiest findings overall, "
+        "and the rules that fire in several orgs (read from each org's latest triage CSV)."
+    ),
+)
+def triage_overview(graph_store: GraphStoreResource) -> dg.MaterializeResult:
+    import csv
+
+    reports = graph_store.data_home.root() / "reports"
+    rows: list[dict] = []
+    for path in sorted(reports.glob("*/triage.csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows.extend(csv.DictReader(fh))
+    for r in rows:
+        r["risk"] = float(r["risk"])
+    orgs = sorted({r["org"] for r in rows})
+    per_org = {o: Counter(r["severity"] for r in rows if r["org"] == o) for o in orgs}
+    rule_orgs: dict[str, set[str]] = {}
+    for r in rows:
+        rule_orgs.setdefault(r["rule_id"], set()).add(r["org"])
+    shared = sorted(((rid, len(os_)) for rid, os_ in rule_orgs.items() if len(os_) > 1),
+                    key=lambda x: (-x[1], x[0]))
+    top = sorted(rows, key=lambda r: -r["risk"])[:20]
+    sev_cols = list(reversed(SEVERITIES))
+    md = [
+        "### Triage across orgs", "",
+        "| org | " + " | ".join(sev_cols) + " | total |",
+        "|---|" + "---:|" * (len(sev_cols) + 1),
+        *[f"| {o} | " + " | ".join(str(per_org[o].get(s, 0)) for s in sev_cols)
+          + f" | {sum(per_org[o].values())} |" for o in orgs],
+        "", "**Riskiest findings**", "",
+        "| risk | org | rule | component |", "|---:|---|---|---|",
+        *[f"| {r['risk']} | {r['org']} | {r['rule_id']} | `{r['component']}` |" for r in top],
+        "", "**Rules firing in several orgs:** "
+        + (", ".join(f"{rid} ({n})" for rid, n in shared[:25]) or "none"),
+    ]
+    return dg.MaterializeResult(metadata={
+        "orgs": dg.MetadataValue.int(len(orgs)),
+        "findings": dg.MetadataValue.int(len(rows)),
+        "summary": dg.MetadataValue.md("\n".join(md)),
+    })
