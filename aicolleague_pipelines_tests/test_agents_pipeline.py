@@ -75,3 +75,34 @@ def test_triage_writes_sarif_and_csv_for_each_org(tmp_path: Path) -> None:
     sarif = json.loads((reports / "triage.sarif").read_text())
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
     assert (reports / "triage.csv").read_text().startswith("id,org,rule_id")
+
+
+def test_high_risk_findings_become_jira_tickets_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicolleague_pipelines_tests.fakes.ticketing import FakeTicketing
+
+    with FakeTicketing(jira_token="JIRA-SECRET-TOKEN-42") as jira:
+        monkeypatch.setenv("T_JIRA_EMAIL", "bot@example.test")
+        monkeypatch.setenv("T_JIRA_TOKEN", "JIRA-SECRET-TOKEN-42")
+        (tmp_path / "alerts.yaml").write_text(
+            "tickets:\n"
+            "  sink: jira\n  min_severity: high\n  min_risk: 40\n  max_per_run: 50\n"
+            f"  jira: {{base_url: '{jira.base_url}', project_key: AIC, email_env: T_JIRA_EMAIL,"
+            " api_token_env: T_JIRA_TOKEN}\n")
+        monkeypatch.setenv("AICOLLEAGUE_ALERTS_FILE", str(tmp_path / "alerts.yaml"))
+        job = load_defs().resolve_job_def("org_refresh_job")
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["globex-prod"])
+            first = job.execute_in_process(instance=instance, partition_key="globex-prod")
+            assert first.success
+            created = _mats(first)["finding_tickets"]["created"].value
+            assert created >= 1 and len(jira.jira_issues) == created
+            high = [f for f in first.output_for_node("triage_findings")
+                    if f.severity in ("high", "critical") and f.risk >= 40]
+            assert created == len(high)
+            labels = {lab for i in jira.jira_issues for lab in i["fields"]["labels"]}
+            assert {f"finding-{f.id}" for f in high} <= labels
+            second = job.execute_in_process(instance=instance, partition_key="globex-prod")
+            assert _mats(second)["finding_tickets"]["created"].value == 0
+            assert len(jira.jira_issues) == created  # no duplicate tickets
+            logs = "\n".join(str(e) for r in instance.get_runs() for e in instance.all_logs(r.run_id))
+            assert "JIRA-SECRET-TOKEN-42" not in logs

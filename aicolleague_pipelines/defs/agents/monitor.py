@@ -18,11 +18,17 @@ ALERTS_FILE_ENV = "AICOLLEAGUE_ALERTS_FILE"
 
 
 def load_alert_config() -> dict | None:
-    """Alert sinks from ``$AICOLLEAGUE_ALERTS_FILE`` (YAML ``sinks: [...]``); default: a file."""
+    """The alerts file ``$AICOLLEAGUE_ALERTS_FILE`` (YAML with ``sinks:`` and ``tickets:``)."""
     path = os.environ.get(ALERTS_FILE_ENV)
     if not path:
         return None
     return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or None
+
+
+def alert_sinks_config() -> dict | None:
+    """Only the ``sinks:`` part (None → the default file sink)."""
+    cfg = load_alert_config()
+    return {"sinks": cfg.get("sinks")} if cfg and cfg.get("sinks") else None
 
 
 def alerts_for(org: str, changes, anomalies) -> list[Alert]:
@@ -78,7 +84,7 @@ def monitor_changes(
     # Only anomalies at the newest snapshot are news; older ones were alerted before.
     anomalies = [a for a in detect_all(series) if latest and (a.end or a.timestamp) >= latest]
     alerts = [] if changes.baseline else alerts_for(org, changes, anomalies)
-    report = dispatch(alerts, load_alert_config()) if alerts else None
+    report = dispatch(alerts, alert_sinks_config()) if alerts else None
     if report is not None and not report.ok:
         context.log.warning(f"org {org}: some alerts were not delivered: {report.to_dict()}")
     result = {

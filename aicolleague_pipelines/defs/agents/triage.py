@@ -124,3 +124,38 @@ def triage_overview(graph_store: GraphStoreResource) -> dg.MaterializeResult:
         "findings": dg.MetadataValue.int(len(rows)),
         "summary": dg.MetadataValue.md("\n".join(md)),
     })
+
+
+@dg.asset(
+    partitions_def=salesforce_orgs,
+    group_name=GROUP,
+    kinds={"python"},
+    code_version="1",
+    description=(
+        "Ticket routing for new findings at or above the risk and severity thresholds: Jira "
+        "(REST v3) or ServiceNow (Table API incidents) when configured under `tickets:` in "
+        "$AICOLLEAGUE_ALERTS_FILE, else recorded here only. A finding already ticketed (ledger, "
+        "or found by label / correlation id on the ticket system) is never ticketed twice."
+    ),
+)
+def finding_tickets(
+    context: dg.AssetExecutionContext,
+    graph_store: GraphStoreResource,
+    triage_findings: list[Finding],
+) -> dg.Output[dict]:
+    from aicolleague_pipelines.defs.agents.monitor import load_alert_config
+    from aicolleague_pipelines.lib.agents.tickets import TicketConfig, route_findings
+
+    org = context.partition_key
+    cfg = TicketConfig.from_dict((load_alert_config() or {}).get("tickets"))
+    ledger = graph_store.data_home.root() / "tickets" / f"{org}.json"
+    report = route_findings(triage_findings, cfg, ledger)
+    if not report.ok:
+        context.log.warning(f"org {org}: {report} — {report.failed[:5]} {report.ledger_errors}")
+    return dg.Output(report.to_dict(), metadata={
+        "sink": cfg.sink,
+        "created": dg.MetadataValue.int(len(report.created)),
+        "already_ticketed": dg.MetadataValue.int(len(report.already_ticketed)),
+        "over_cap": dg.MetadataValue.int(len(report.skipped_over_cap)),
+        "failed": dg.MetadataValue.int(len(report.failed)),
+    })
