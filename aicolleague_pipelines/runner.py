@@ -167,6 +167,9 @@ def format_results(results: list[OrgRunResult], home: Path) -> str:
             sev = triage.get("by_severity") or {}
             worst = ", ".join(f"{n} {s}" for s, n in sev.items() if n and s in ("critical", "high"))
             parts.append(f"{triage.get('findings')} findings" + (f" ({worst})" if worst else ""))
+        insight = r.materialized.get("insight_report")
+        if insight:
+            parts.append(f"health {insight.get('health_score'):.0f}/100")
         monitor = r.materialized.get("monitor_changes")
         if monitor and not monitor.get("baseline"):
             parts.append(

@@ -106,3 +106,35 @@ def test_high_risk_findings_become_jira_tickets_once(tmp_path: Path, monkeypatch
             assert len(jira.jira_issues) == created  # no duplicate tickets
             logs = "\n".join(str(e) for r in instance.get_runs() for e in instance.all_logs(r.run_id))
             assert "JIRA-SECRET-TOKEN-42" not in logs
+
+
+def test_insight_per_org_and_across_orgs(tmp_path: Path) -> None:
+    import os
+    from datetime import datetime, timezone
+
+    from aicolleague_pipelines.defs.agents.insight import weekly_insight
+
+    defs = load_defs()
+    job = defs.resolve_job_def("org_refresh_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["acme-prod", "acme-uat"])
+        for org in ("acme-prod", "acme-uat"):
+            result = job.execute_in_process(instance=instance, partition_key=org)
+            assert result.success
+            meta = _mats(result)["insight_report"]
+            assert 0 <= meta["health_score"].value <= 100
+            assert "data:image/png;base64," in meta["report"].value  # trend/breakdown plots
+        combined = defs.resolve_job_def("combined_job").execute_in_process(instance=instance)
+        assert combined.success
+        overview = _mats(combined)["insight_overview"]
+        assert set(overview["health"].value) == {"acme-prod", "acme-uat"}
+        # The planted sandbox drift is in the cross-org report.
+        assert "Churn_Risk__c" in overview["report"].value
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 23, 6, tzinfo=timezone.utc)
+        ) as ctx:
+            requests = weekly_insight(ctx)
+        assert sorted(r.partition_key for r in requests) == ["acme-prod", "acme-uat"]
+    history = json.loads((Path(os.environ["AICOLLEAGUE_HOME"]) / "reports" / "acme-prod"
+                          / "insight_history.json").read_text())
+    assert len(history) == 1 and "health" in history[0]

@@ -46,7 +46,8 @@ def test_every_demo_org_materializes_every_asset() -> None:
                 e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
             }
             assert materialized == {"sf_inventory", "sf_dependencies", "sf_audit_trail", "org_graph",
-                                    "triage_findings", "monitor_changes", "finding_tickets"}
+                                    "triage_findings", "monitor_changes", "finding_tickets",
+                                    "insight_report"}
             assert _check_results(result) == {
                 "inventory_not_empty": True,
                 "no_duplicate_keys": True,
@@ -154,7 +155,7 @@ def test_runs_on_a_postgres_backed_instance(postgres_url: str) -> None:
         cur.execute(
             "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
         )
-        assert cur.fetchone()[0] == 14  # 7 assets × 2 orgs
+        assert cur.fetchone()[0] == 16  # 8 assets × 2 orgs
 
 
 def _all_text_under(root: Path) -> bytes:
