@@ -138,3 +138,31 @@ def test_insight_per_org_and_across_orgs(tmp_path: Path) -> None:
     history = json.loads((Path(os.environ["AICOLLEAGUE_HOME"]) / "reports" / "acme-prod"
                           / "insight_history.json").read_text())
     assert len(history) == 1 and "health" in history[0]
+
+
+def test_monitor_alerts_on_an_anomalous_jump_at_the_newest_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight quiet refreshes, then the project suddenly gains 40 fields: an anomaly alert."""
+    project = tmp_path / "g"
+    shutil.copytree(demo_root() / "orgs" / "globex-prod", project)
+    monkeypatch.setenv("AICOLLEAGUE_ORGS_FILE", str(write_orgs_file(
+        tmp_path / "orgs.yaml", [{"name": "g", "source": "sfdx", "path": "g"}])))
+    job = load_defs().resolve_job_def("org_refresh_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["g"])
+        for _ in range(8):
+            assert job.execute_in_process(instance=instance, partition_key="g").success
+        fields = next(project.rglob("objects/Account/fields"))
+        template = next(fields.glob("*.field-meta.xml")).read_text()
+        for i in range(40):
+            name = f"Bulk_{i}__c"
+            (fields / f"{name}.field-meta.xml").write_text(
+                template.replace(template.split("<fullName>")[1].split("</fullName>")[0], name))
+        result = job.execute_in_process(instance=instance, partition_key="g")
+        assert result.success
+        out = result.output_for_node("monitor_changes")
+        metrics = {a["metric"] for a in out["anomalies"]}
+        assert "type:CustomField" in metrics or "nodes" in metrics, metrics
+        assert any(a["title"].startswith("g: ") and "spike" in a["title"] for a in out["alerts"])
+        assert len(out["changes"]["added"]) >= 40

@@ -79,10 +79,22 @@ def monitor_changes(
     with graph_store.open(read_only=True) as store:
         changes = diff_snapshots(store, org, audit_events=sf_audit_trail)
         series = metric_series_from_snapshots(store, org)
-        snapshots = store.snapshots(org)
-    latest = snapshots[-1].created_at if snapshots else None
-    # Only anomalies at the newest snapshot are news; older ones were alerted before.
-    anomalies = [a for a in detect_all(series) if latest and (a.end or a.timestamp) >= latest]
+    # Findings and health over past runs, as kept by the Insight agent.
+    history_file = graph_store.data_home.root() / "reports" / org / "insight_history.json"
+    if history_file.is_file():
+        import json
+
+        history = json.loads(history_file.read_text())
+        for name in ("findings", "health"):
+            points = [(h["timestamp"], float(h[name])) for h in history if h.get(name) is not None]
+            if points:
+                series[f"history:{name}"] = points
+    # Only anomalies reaching the newest point of their series are news (older ones were
+    # alerted when they happened).
+    anomalies = [
+        a for a in detect_all(series)
+        if a.metric in series and a.index + a.points - 1 >= len(series[a.metric]) - 1
+    ]
     alerts = [] if changes.baseline else alerts_for(org, changes, anomalies)
     report = dispatch(alerts, alert_sinks_config()) if alerts else None
     if report is not None and not report.ok:

@@ -48,7 +48,18 @@ def org_graph(
             graph.org,
             graph.nodes.values(),
             graph.edges,
-            meta={"api_version": graph.api_version, "run_id": context.run.run_id},
+            meta={
+                "api_version": graph.api_version,
+                "run_id": context.run.run_id,
+                # Per-run figures kept with the snapshot: Monitor's anomaly series.
+                "stats": {
+                    "api_calls": int(sf_inventory.stats.get("api_calls", 0) or 0),
+                    "extraction_problems": sum(
+                        1 for f in sf_inventory.findings if f.severity != "info"
+                    ),
+                    "parse_failures": len(graph.findings),
+                },
+            },
             keep=graph_store.keep_snapshots,
         )
         unused = queries.unused(store, graph.org)
