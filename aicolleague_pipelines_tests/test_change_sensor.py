@@ -92,3 +92,24 @@ def test_real_tick_through_the_code_location(tmp_path: Path, monkeypatch: pytest
         (tmp_path / "g" / "force-app" / "main" / "default" / "new.txt").write_text("x")
         second = tick(first.cursor)
         assert [r.partition_key for r in second.run_requests] == ["g"]
+
+
+def test_noise_allow_list_is_configurable(
+    fake_salesforce_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_salesforce_env
+    (tmp_path / "alerts.yaml").write_text("monitor:\n  ignore_sections: [Apex Class]\n")
+    monkeypatch.setenv("AICOLLEAGUE_ALERTS_FILE", str(tmp_path / "alerts.yaml"))
+    f = write_orgs_file(tmp_path / "orgs.yaml", [{
+        "name": "live", "source": "live", "instance_url": fake.instance_url, "api_version": fake.version,
+        "ca_bundle": fake.ca_path, "retry": {"attempts": 2, "base_delay": 0.01},
+        "auth": {"kind": "client_credentials", **fake.auth_env_keys("client_credentials")},
+    }])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["live"])
+        first = _tick(instance, f, None)
+        fake.org.add("SetupAuditTrail", Id="0Ym000000000101AAA", Action="changedApexClass", Section="Apex Class",
+                     Display="Changed Class code: X", CreatedDate="2030-01-03T00:00:00.000+0000",
+                     CreatedById=None, CreatedBy=None, CreatedByContext=None, CreatedByIssuer=None,
+                     DelegateUser=None, ResponsibleNamespacePrefix=None)
+        assert not _tick(instance, f, first.cursor).run_requests  # that section is ignored here

@@ -6,7 +6,13 @@ import dagster as dg
 
 from aicolleague_pipelines.defs.jobs import org_refresh_job
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
-from aicolleague_pipelines.lib.agents.watch import load_cursor, probe_live_org, probe_source_project
+from aicolleague_pipelines.lib.agents.watch import (
+    DEFAULT_NOISE_ACTIONS,
+    DEFAULT_NOISE_SECTIONS,
+    load_cursor,
+    probe_live_org,
+    probe_source_project,
+)
 from aicolleague_pipelines.lib.orgs import OrgsConfigError
 from aicolleague_pipelines.lib.salesforce.model import ExtractionError
 from aicolleague_pipelines.resources import OrgsResource
@@ -34,11 +40,12 @@ def org_change_sensor(context: dg.SensorEvaluationContext, orgs: OrgsResource):
         return dg.SkipReason(f"orgs file unusable: {exc}")
     requests = []
     notes = []
+    noise_actions, noise_sections = noise_filters()
     for org in configured:
         previous = cursor.get(org.name)
         try:
             if org.source == "live":
-                probe, _ = probe_live_org(org, previous or None)
+                probe, _ = probe_live_org(org, previous or None, noise_actions, noise_sections)
             else:
                 probe = probe_source_project(org)
         except (ExtractionError, OrgsConfigError, OSError) as exc:
@@ -63,6 +70,18 @@ def org_change_sensor(context: dg.SensorEvaluationContext, orgs: OrgsResource):
             cursor=json_dumps(cursor),
         )
     return dg.SensorResult(run_requests=requests, cursor=json_dumps(cursor))
+
+
+def noise_filters() -> tuple[frozenset[str], frozenset[str]]:
+    """Audit-trail noise: the defaults plus ``monitor.ignore_actions`` / ``ignore_sections`` of
+    $AICOLLEAGUE_ALERTS_FILE (``monitor.replace_defaults: true`` drops the defaults)."""
+    from aicolleague_pipelines.defs.agents.monitor import load_alert_config
+
+    cfg = ((load_alert_config() or {}).get("monitor") or {})
+    base_a = frozenset() if cfg.get("replace_defaults") else DEFAULT_NOISE_ACTIONS
+    base_s = frozenset() if cfg.get("replace_defaults") else DEFAULT_NOISE_SECTIONS
+    return (base_a | frozenset(map(str, cfg.get("ignore_actions") or ())),
+            base_s | frozenset(map(str, cfg.get("ignore_sections") or ())))
 
 
 def json_dumps(data: dict) -> str:
