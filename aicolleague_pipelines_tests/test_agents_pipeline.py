@@ -166,3 +166,40 @@ def test_monitor_alerts_on_an_anomalous_jump_at_the_newest_snapshot(
         assert "type:CustomField" in metrics or "nodes" in metrics, metrics
         assert any(a["title"].startswith("g: ") and "spike" in a["title"] for a in out["alerts"])
         assert len(out["changes"]["added"]) >= 40
+
+
+def test_fix_plan_from_run_config_waits_for_approval(tmp_path: Path) -> None:
+    import os
+
+    from aicolleague_pipelines.defs.agents.fix import approvals_sensor, ledger_for
+    from aicolleague_pipelines.resources import DataHomeResource, GraphStoreResource
+
+    defs = load_defs()
+    job = defs.resolve_job_def("org_refresh_job")
+    run_config = {"ops": {"fix_plans": {"config": {"changes": [
+        {"action": "delete", "key": "CustomField:Invoice__c.Amount__c", "reason": "replaced by Net_Amount__c"}]}}}}
+    home = Path(os.environ["AICOLLEAGUE_HOME"])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["acme-prod"])
+        result = job.execute_in_process(instance=instance, partition_key="acme-prod", run_config=run_config)
+        assert result.success
+        (plan,) = result.output_for_node("fix_plans")
+        assert plan["state"] == "pending"
+        folder = Path(plan["folder"])
+        destructive = (folder / "destructive" / "destructiveChanges.xml").read_text()
+        assert "<members>Invoice__c.Amount__c</members>" in destructive
+        assert (folder / "package.xml").is_file() and (folder / "rollback" / "package.xml").is_file()
+        assert any(p.name == "Amount__c.field-meta.xml" for p in (folder / "rollback").rglob("*"))
+
+        (home / "approvals.yaml").write_text(
+            f"approvals:\n  - {{plan: {plan['id']}, decision: approved, by: dana, reason: reviewed in CAB}}\n")
+        store_res = GraphStoreResource(data_home=DataHomeResource())
+        with dg.build_sensor_context(instance=instance, resources={"graph_store": store_res}) as ctx:
+            tick = approvals_sensor(ctx)
+        assert "1 decision(s) recorded" in (tick.skip_reason.skip_message or "")
+        ledger = ledger_for(home)
+        assert ledger.state(plan["id"]) == "approved"
+        (decision,) = [d for d in ledger.decisions() if d.plan == plan["id"] and d.decision == "approved"]
+        assert decision.by == "dana" and decision.reason == "reviewed in CAB" and decision.at
+        again = job.execute_in_process(instance=instance, partition_key="acme-prod", run_config=run_config)
+        assert again.output_for_node("fix_plans")[0]["state"] == "approved"
