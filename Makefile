@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo dev test bench clean
+.PHONY: install demo dev test bench docs clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# HTML of every generated documentation site (after make demo): .aicolleague/docs/<org>/site/
+docs: install
+	@for cfg in $${AICOLLEAGUE_HOME:-.aicolleague}/docs/*/mkdocs.yml; do \
+	  echo "building $$cfg"; $(BIN)/mkdocs build --quiet -f "$$cfg" || exit 1; done
 
 clean:
 	rm -rf $(VENV) .dagster_home .aicolleague .pytest_cache

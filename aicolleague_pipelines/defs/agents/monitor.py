@@ -101,6 +101,7 @@ def monitor_changes(
         context.log.warning(f"org {org}: some alerts were not delivered: {report.to_dict()}")
     result = {
         "changes": changes.to_dict(),
+        "changes_markdown": changes.to_markdown(),
         "anomalies": [a.to_dict() for a in anomalies],
         "alerts": [a.to_dict() for a in alerts],
         "dispatch": report.to_dict() if report else None,
