@@ -5,6 +5,7 @@
     aicolleague home                     print (and create) the local Dagster home
     aicolleague graph scan PATH --org N  scan an SFDX project: one JSON object per edge
     aicolleague impact|deps|where-used|boundary --org N KEY   query the graph store
+    aicolleague ask --org N "which flows write Opportunity.Amount?"
 """
 
 from __future__ import annotations

@@ -212,6 +212,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return _run_query(args, run)
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer a question over the graph: offline patterns, or Gemini when a key is set."""
+    from aicolleague_pipelines.lib.agents.ask import answer
+    from aicolleague_pipelines.lib.llm import OfflineWriter, make_writer
+
+    writer = OfflineWriter() if args.offline else make_writer(cache_dir=_data_home() / "llm-cache")
+
+    def run(store: Any) -> int:
+        a = answer(store, args.org, " ".join(args.question), writer)
+        print(json.dumps(a.to_dict(), ensure_ascii=False, default=str) if args.json else a.text.rstrip())
+        for note in a.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return 1 if a.method == "not_found" else 0
+
+    return _run_query(args, run)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     graph = sub.add_parser("graph", help="dependency-graph tools that need no Dagster")
     gsub = graph.add_subparsers(dest="graph_command", required=True)
@@ -247,6 +264,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cmp_.add_argument("--org", action="append", help="org (repeatable; default: every org)")
     cmp_.add_argument("--json", action="store_true")
     cmp_.set_defaults(func=cmd_compare)
+    a = sub.add_parser("ask", help="ask the graph a question in plain English")
+    a.add_argument("--org", required=True)
+    a.add_argument("question", nargs="+")
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--offline", action="store_true", help="never call Gemini")
+    a.set_defaults(func=cmd_ask)
     b = query("boundary", cmd_boundary, "deployment boundary and package.xml", many=True)
     b.add_argument("--api-version", default=None)
     b.add_argument("--output", "-o", help="write package.xml here")

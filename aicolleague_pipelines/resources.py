@@ -78,6 +78,41 @@ class GraphStoreResource(dg.ConfigurableResource):
         return store_kind()
 
 
+class GeminiResource(dg.ConfigurableResource):
+    """Gemini through google-genai, or the deterministic offline writer without a key.
+
+    Only the *name* of the key's environment variable is configuration. ``base_url`` (or
+    ``$GEMINI_BASE_URL``) points at another endpoint, e.g. a proxy or a test server.
+    """
+
+    data_home: DataHomeResource
+    api_key_env: str = "GEMINI_API_KEY"
+    model: str = "gemini-2.5-flash"
+    temperature: float = 0.2
+    max_output_tokens: int = 2048
+    #: Tokens one run may spend; past it the offline writer answers.
+    token_budget: int | None = 200_000
+    timeout_s: float = 60.0
+    retries: int = 3
+    base_url: str | None = None
+
+    def writer(self):
+        """A writer for one run (the token budget belongs to it); responses are cached."""
+        from aicolleague_pipelines.lib.llm import GeminiConfig, make_writer
+
+        cfg = GeminiConfig(
+            model=self.model,
+            temperature=self.temperature,
+            max_output_tokens=self.max_output_tokens,
+            token_budget=self.token_budget,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+            base_url=self.base_url or os.environ.get("GEMINI_BASE_URL") or None,
+            api_key_env=self.api_key_env,
+        )
+        return make_writer(cache_dir=self.data_home.root() / "llm-cache", config=cfg)
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources of the code location, each created once."""
     data_home = DataHomeResource()
@@ -85,4 +120,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "orgs": OrgsResource(),
         "data_home": data_home,
         "graph_store": GraphStoreResource(data_home=data_home),
+        "llm": GeminiResource(data_home=data_home),
     }

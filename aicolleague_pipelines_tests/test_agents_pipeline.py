@@ -203,3 +203,30 @@ def test_fix_plan_from_run_config_waits_for_approval(tmp_path: Path) -> None:
         assert decision.by == "dana" and decision.reason == "reviewed in CAB" and decision.at
         again = job.execute_in_process(instance=instance, partition_key="acme-prod", run_config=run_config)
         assert again.output_for_node("fix_plans")[0]["state"] == "approved"
+
+
+def test_answers_and_docs_use_gemini_when_a_key_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicolleague_pipelines_tests.fakes.gemini import FakeGemini
+
+    defs = load_defs()
+    job = defs.resolve_job_def("org_refresh_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["acme-prod"])
+        offline = job.execute_in_process(instance=instance, partition_key="acme-prod")
+        answers = offline.output_for_node("graph_answers")
+        assert len(answers) == 10 and {a["source"] for a in answers} == {"offline"}
+        flows = next(a for a in answers if a["question"] == "which flows write Account.Industry?")
+        assert "Flow:New_Client_Intake" in flows["cited_keys"]
+        assert _mats(offline)["documentation"]["writer"].value == "OfflineWriter"
+
+        with FakeGemini(api_key="FAKE-GEMINI-KEY-123") as fake:
+            monkeypatch.setenv("GEMINI_API_KEY", "FAKE-GEMINI-KEY-123")
+            monkeypatch.setenv("GEMINI_BASE_URL", fake.base_url)
+            online = job.execute_in_process(instance=instance, partition_key="acme-prod")
+            assert online.success
+            got = online.output_for_node("graph_answers")
+            assert "gemini" in {a["source"] for a in got}
+            assert _mats(online)["documentation"]["writer"].value == "GeminiWriter"
+            assert len(fake.requests) > 0
+            logs = "\n".join(str(e) for r in instance.get_runs() for e in instance.all_logs(r.run_id))
+            assert "FAKE-GEMINI-KEY-123" not in logs

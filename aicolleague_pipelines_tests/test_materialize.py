@@ -48,7 +48,7 @@ def test_every_demo_org_materializes_every_asset() -> None:
             assert materialized == {"sf_inventory", "sf_dependencies", "sf_audit_trail", "org_graph",
                                     "triage_findings", "monitor_changes", "finding_tickets",
                                     "insight_report", "fix_plans", "documentation",
-                                    "knowledge_base"}
+                                    "knowledge_base", "graph_answers"}
             assert _check_results(result) == {
                 "inventory_not_empty": True,
                 "no_duplicate_keys": True,
@@ -156,7 +156,7 @@ def test_runs_on_a_postgres_backed_instance(postgres_url: str) -> None:
         cur.execute(
             "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
         )
-        assert cur.fetchone()[0] == 22  # 11 assets × 2 orgs
+        assert cur.fetchone()[0] == 24  # 12 assets × 2 orgs
 
 
 def _all_text_under(root: Path) -> bytes:

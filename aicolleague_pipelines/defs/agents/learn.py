@@ -12,7 +12,7 @@ from aicolleague_pipelines.lib.agents.model import Finding
 from aicolleague_pipelines.lib.agents.triage import all_rules
 from aicolleague_pipelines.lib.graph.build import OrgGraph
 from aicolleague_pipelines.lib.salesforce.model import OrgInventory
-from aicolleague_pipelines.resources import GraphStoreResource
+from aicolleague_pipelines.resources import GeminiResource, GraphStoreResource
 
 CONFLUENCE_URL_ENV = "CONFLUENCE_BASE_URL"
 CONFLUENCE_SPACE_ENV = "CONFLUENCE_SPACE"
@@ -33,6 +33,7 @@ CONFLUENCE_SPACE_ENV = "CONFLUENCE_SPACE"
 def documentation(
     context: dg.AssetExecutionContext,
     graph_store: GraphStoreResource,
+    llm: GeminiResource,
     sf_inventory: OrgInventory,
     org_graph: OrgGraph,
     triage_findings: list[Finding],
@@ -42,11 +43,14 @@ def documentation(
     org = context.partition_key
     out = graph_store.data_home.root() / "docs" / org
     changes_md = monitor_changes.get("changes_markdown")
-    site = build_docs_site(sf_inventory, org_graph, out, findings=triage_findings, changes_md=changes_md)
+    writer = llm.writer()
+    site = build_docs_site(sf_inventory, org_graph, out, findings=triage_findings,
+                           changes_md=changes_md, writer=writer)
     for note in site.notes:
         context.log.warning(f"docs {org}: {note}")
     meta = {
         "pages": dg.MetadataValue.int(len(site.pages)),
+        "writer": type(writer).__name__,
         "site": dg.MetadataValue.path(str(site.root)),
         "build_html": f".venv/bin/mkdocs build -f {site.config}",
     }
