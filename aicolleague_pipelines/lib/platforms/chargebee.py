@@ -46,6 +46,8 @@ from aicolleague_pipelines.lib.graph.model import CHILD_OF, Edge, Node
 from aicolleague_pipelines.lib.platforms.config import PlatformConfig
 from aicolleague_pipelines.lib.platforms.http import PlatformHttp
 from aicolleague_pipelines.lib.platforms.model import PlatformError, PlatformExtract, SalesforceLink
+from aicolleague_pipelines.lib.salesforce.ids import looks_like_sf_id
+from aicolleague_pipelines.lib.salesforce.ids import sf_id_suffix as sf_id_checksum  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,6 @@ SF_KEY_PREFIXES = {
     "Order": "801",
     "User": "005",
 }
-_CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 #: Months per billing period unit, to bring a price to a monthly amount.
 _MONTHS_PER = {"day": 12 / 365, "week": 12 / 52, "month": 1.0, "year": 12.0}
 
@@ -72,35 +73,6 @@ _MONTHS_PER = {"day": 12 / 365, "week": 12 / 52, "month": 1.0, "year": 12.0}
 # --------------------------------------------------------------------------------------------
 # Helpers shared with the Intercom extract
 # --------------------------------------------------------------------------------------------
-def sf_id_checksum(id15: str) -> str:
-    """The 3-character case-safe suffix Salesforce appends to a 15-character id."""
-    out = []
-    for chunk in range(3):
-        bits = 0
-        for i, ch in enumerate(id15[chunk * 5 : chunk * 5 + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        out.append(_CHECKSUM_CHARS[bits])
-    return "".join(out)
-
-
-def looks_like_sf_id(value: Any, prefix: str | None = None) -> bool:
-    """True for a 15- or 18-character alphanumeric Salesforce id (18: suffix checked).
-
-    ``prefix`` is the object's key prefix (``001`` for Account); None accepts any prefix.
-    """
-    if not isinstance(value, str):
-        return False
-    v = value.strip()
-    if len(v) not in (15, 18) or not v.isascii() or not v.isalnum():
-        return False
-    if prefix and not v.startswith(prefix):
-        return False
-    if len(v) == 18 and sf_id_checksum(v[:15]) != v[15:].upper():
-        return False
-    return True
-
-
 def json_type(value: Any) -> str:
     """The JSON type name of a value (its type, never the value itself)."""
     if value is None:

@@ -98,6 +98,8 @@ from aicolleague_pipelines.lib.graph.model import CHILD_OF, Edge, Node
 from aicolleague_pipelines.lib.platforms.config import PlatformConfig, PlatformConfigError
 from aicolleague_pipelines.lib.platforms.http import PlatformHttp
 from aicolleague_pipelines.lib.platforms.model import PlatformError, PlatformExtract, SalesforceLink
+from aicolleague_pipelines.lib.platforms.chargebee import json_type
+from aicolleague_pipelines.lib.salesforce.ids import looks_like_sf_id, sf_id_suffix
 
 AUTH_TYPES = ("bearer", "basic", "header", "none")
 STYLES = ("cursor", "offset", "page", "link", "next_url", "none")
@@ -112,7 +114,6 @@ _SF_FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*$")
 _SF_OBJECT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: A JSON key that reads as a name (not as data such as an id, an email or a number).
 _NAME_SEGMENT_RE = re.compile(r"^[@$]?[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-_SF_ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _PERSONAL_FIELD_RE = re.compile(
     r"(^|[._\-\[\]])(e-?mail|phone|mobile|fax|first_?name|last_?name|full_?name|name|address|"
     r"street|city|zip|postcode|postal_?code|ssn|birth|dob|body|message|comment|description|"
@@ -569,12 +570,12 @@ class _EntityRun:
             if items is None and rp:
                 got = (
                     f"an object with keys {_safe_keys(body)}" if isinstance(body, dict)
-                    else f"a JSON {_json_type(body)}"
+                    else f"a JSON {json_type(body)}"
                 )
                 problem = f"record_path {rp!r} not found in page {self.pages} (got {got})"
             else:
                 problem = (
-                    f"record_path {rp!r} is a JSON {_json_type(items)} in page {self.pages}, "
+                    f"record_path {rp!r} is a JSON {json_type(items)} in page {self.pages}, "
                     "not a list of records"
                 )
             raise PlatformError(
@@ -599,7 +600,7 @@ class _EntityRun:
                     self.dropped_fields += 1
                     continue
                 st = self.fields[name] = _FieldStats()
-            st.types.add(_json_type(value))
+            st.types.add(json_type(value))
             st.present += 1
         for fld, counter in self.counts.items():
             if fld in self.count_unfit:
@@ -769,24 +770,6 @@ def _dig(data: Any, path: str, missing: Any = None) -> Any:
     return cur
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _safe_keys(body: dict[str, Any]) -> list[str]:
     return sorted(k for k in map(str, body) if _NAME_SEGMENT_RE.match(k) and not _looks_like_data(k))[:10]
 
@@ -816,25 +799,6 @@ def _category(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def looks_like_sf_id(value: str) -> bool:
-    """A 15-character Salesforce id, or an 18-character one whose check suffix is right."""
-    if not _SF_ID_RE.match(value):
-        return False
-    if len(value) == 15:
-        return True
-    return value[15:] == sf_id_suffix(value[:15])
-
-
-def sf_id_suffix(id15: str) -> str:
-    """The 3-character case-safe suffix that turns a 15-character id into 18."""
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-    out = ""
-    for chunk in (id15[0:5], id15[5:10], id15[10:15]):
-        bits = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
-        out += alphabet[bits]
-    return out
 
 
 __all__ = [
