@@ -218,6 +218,7 @@ def test_answers_and_docs_use_gemini_when_a_key_is_set(monkeypatch: pytest.Monke
         flows = next(a for a in answers if a["question"] == "which flows write Account.Industry?")
         assert "Flow:New_Client_Intake" in flows["cited_keys"]
         assert _mats(offline)["documentation"]["writer"].value == "OfflineWriter"
+        assert _mats(offline)["insight_report"]["summary_writer"].value == "offline"
 
         with FakeGemini(api_key="FAKE-GEMINI-KEY-123") as fake:
             monkeypatch.setenv("GEMINI_API_KEY", "FAKE-GEMINI-KEY-123")
@@ -227,6 +228,11 @@ def test_answers_and_docs_use_gemini_when_a_key_is_set(monkeypatch: pytest.Monke
             got = online.output_for_node("graph_answers")
             assert "gemini" in {a["source"] for a in got}
             assert _mats(online)["documentation"]["writer"].value == "GeminiWriter"
+            # Insight summaries, finding explanations and plan narratives take the LLM path too.
+            assert _mats(online)["insight_report"]["summary_writer"].value in ("gemini", "cache")
+            assert ", gemini):" in _mats(online)["triage_findings"]["top_risks_explained"].value
+            plans = online.output_for_node("fix_plans")
+            assert plans and {p["explanation_source"] for p in plans} <= {"gemini", "cache"}
             assert len(fake.requests) > 0
             logs = "\n".join(str(e) for r in instance.get_runs() for e in instance.all_logs(r.run_id))
             assert "FAKE-GEMINI-KEY-123" not in logs

@@ -11,7 +11,8 @@ from aicolleague_pipelines.lib.agents.approvals import ApprovalLedger, approvals
 from aicolleague_pipelines.lib.agents.fix import DELETE_RULES, PlannedChange, plan_change, plan_for_finding
 from aicolleague_pipelines.lib.agents.model import Finding
 from aicolleague_pipelines.lib.salesforce.model import OrgInventory
-from aicolleague_pipelines.resources import GraphStoreResource, OrgsResource
+from aicolleague_pipelines.lib.agents.narrate import plan_summary
+from aicolleague_pipelines.resources import GeminiResource, GraphStoreResource, OrgsResource
 
 APPROVALS_FILE = "approvals.yaml"
 LEDGER_FILE = "approvals_ledger.json"
@@ -56,6 +57,7 @@ def fix_plans(
     config: FixPlansConfig,
     orgs: OrgsResource,
     graph_store: GraphStoreResource,
+    llm: GeminiResource,
     sf_inventory: OrgInventory,
     triage_findings: list[Finding],
 ) -> dg.Output[list[dict]]:
@@ -78,6 +80,7 @@ def fix_plans(
             chosen = [f for f in triage_findings if f.rule_id in DELETE_RULES][: config.auto_limit]
         for f in chosen:
             plans.append(plan_for_finding(store, org, f, project_root=project, inventory_sources=sources))
+    writer = llm.writer()
     rows, md = [], ["### Fix plans", "",
                     "| plan | change | state | steps | effort | risk | artifacts |",
                     "|---|---|---|---:|---|---|---|"]
@@ -85,7 +88,10 @@ def fix_plans(
         out = plan.write(home / "plans" / org / plan.id)
         ledger.register(plan.id, plan.summary(), org=org, digest=plan.digest)
         state = "refused" if plan.refused else ledger.state(plan.id)
-        rows.append({**plan.to_dict(), "state": state, "folder": str(out)})
+        narrative = plan_summary(writer, plan)
+        (out / "explanation.md").write_text(narrative.text, encoding="utf-8")
+        rows.append({**plan.to_dict(), "state": state, "folder": str(out),
+                     "explanation": narrative.text, "explanation_source": narrative.source})
         md.append(f"| `{plan.id}` | {plan.summary()} | {state} | {len(plan.steps)} | {plan.effort} "
                   f"| {plan.risk} | `{out}` |")
         context.log.info(f"plan {plan.id}: {plan.summary()} — state {state}")

@@ -9,7 +9,8 @@ import dagster as dg
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.lib.agents.insight import OrgInsight, cross_org_insight, org_insight
 from aicolleague_pipelines.lib.agents.model import Finding
-from aicolleague_pipelines.resources import GraphStoreResource
+from aicolleague_pipelines.lib.agents.narrate import insight_summary
+from aicolleague_pipelines.resources import GeminiResource, GraphStoreResource
 
 GROUP = "agents"
 _CACHE = "insight.pickle"  # the OrgInsight for the cross-org pass (our own data home)
@@ -29,6 +30,7 @@ _CACHE = "insight.pickle"  # the OrgInsight for the cross-org pass (our own data
 def insight_report(
     context: dg.AssetExecutionContext,
     graph_store: GraphStoreResource,
+    llm: GeminiResource,
     triage_findings: list[Finding],
 ) -> dg.Output[dict]:
     org = context.partition_key
@@ -40,7 +42,8 @@ def insight_report(
     with graph_store.open(read_only=True) as store:
         ins = org_insight(store, org, triage_findings, today=today, history=history)
     hist_file.write_text(json.dumps(ins.findings_history, indent=1))
-    full_md = ins.to_markdown()
+    summary = insight_summary(llm.writer(), org, ins)
+    full_md = f"### Summary ({summary.source})\n\n{summary.text.strip()}\n\n" + ins.to_markdown()
     (out / "insight.md").write_text(full_md, encoding="utf-8")
     (out / "insight.json").write_text(json.dumps(ins.to_dict(), indent=1, default=str), encoding="utf-8")
     (out / _CACHE).write_bytes(pickle.dumps(ins))
@@ -50,6 +53,7 @@ def insight_report(
             "health_score": dg.MetadataValue.float(float(ins.health.score)),
             "health_breakdown": dg.MetadataValue.json(ins.health.contributions()),
             "recommendations": dg.MetadataValue.int(len(ins.recommendations)),
+            "summary_writer": summary.source,
             # The full report with trend plots embedded (PNG data URIs).
             "report": dg.MetadataValue.md(full_md),
             "report_file": dg.MetadataValue.path(str(out / "insight.md")),

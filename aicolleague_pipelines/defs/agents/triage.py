@@ -13,7 +13,8 @@ from aicolleague_pipelines.lib.agents.risk import score_findings
 from aicolleague_pipelines.lib.agents.triage import all_rules, run_rules
 from aicolleague_pipelines.lib.graph.build import OrgGraph
 from aicolleague_pipelines.lib.salesforce.model import OrgInventory
-from aicolleague_pipelines.resources import GraphStoreResource
+from aicolleague_pipelines.lib.agents.narrate import finding_explanations
+from aicolleague_pipelines.resources import GeminiResource, GraphStoreResource
 
 GROUP = "agents"
 
@@ -39,6 +40,7 @@ def _top_table(findings: list[Finding], n: int = 15) -> str:
 def triage_findings(
     context: dg.AssetExecutionContext,
     graph_store: GraphStoreResource,
+    llm: GeminiResource,
     sf_inventory: OrgInventory,
     org_graph: OrgGraph,
 ) -> dg.Output[list[Finding]]:
@@ -60,6 +62,11 @@ def triage_findings(
     out.mkdir(parents=True, exist_ok=True)
     (out / "triage.sarif").write_text(json.dumps(to_sarif(findings, rules), indent=1), encoding="utf-8")
     (out / "triage.csv").write_text(to_csv(findings), encoding="utf-8")
+    explained = finding_explanations(llm.writer(), findings, limit=5)
+    explanations_md = "\n\n".join(
+        f"**{f.rule_id}** on `{f.component}` (risk {f.risk}, {w.source}):\n\n{w.text.strip()}"
+        for f, w in zip(findings, explained)
+    )
     by_sev = Counter(f.severity for f in findings)
     by_rule = Counter(f.rule_id for f in findings)
     return dg.Output(
@@ -71,6 +78,7 @@ def triage_findings(
             "rules_run": dg.MetadataValue.int(len(rules)),
             "rules_failed": dg.MetadataValue.int(len(errors)),
             "top_risks": dg.MetadataValue.md(_top_table(findings)),
+            "top_risks_explained": dg.MetadataValue.md(explanations_md or "no finding"),
             "sarif": dg.MetadataValue.path(str(out / "triage.sarif")),
             "csv": dg.MetadataValue.path(str(out / "triage.csv")),
         },
