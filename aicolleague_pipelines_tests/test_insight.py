@@ -237,3 +237,28 @@ def test_cross_org_custom_pairs(store) -> None:
     x = cross_org_insight(store, ["acme-prod", "acme-uat"], per, pairs=[("acme-uat", "acme-prod")])
     assert len(x.pairs) == 1 and (x.pairs[0].a, x.pairs[0].b) == ("acme-uat", "acme-prod")
     assert set(x.pairs[0].only_in_a) == PLANTED_ONLY_UAT
+
+
+def test_platform_nodes_do_not_dilute_the_health_score(tmp_path) -> None:
+    """Joining Metabase/warehouse nodes into an org graph leaves its findings density alone."""
+    from aicolleague_pipelines.lib.agents.insight import org_insight
+    from aicolleague_pipelines.lib.agents.model import Finding
+    from aicolleague_pipelines.lib.graph.build import build_org_graph
+    from aicolleague_pipelines.lib.graph.model import Node
+    from aicolleague_pipelines.lib.graph.stores import open_store
+    from aicolleague_pipelines.lib.orgs import demo_root
+    from aicolleague_pipelines.lib.salesforce.sfdx import read_sfdx_project
+
+    g = build_org_graph(read_sfdx_project(demo_root() / "orgs" / "globex-prod", "globex-prod"))
+    fs = [Finding("R", "high", "plain", k, "m", "e", discriminator=str(i))
+          for i, k in enumerate(list(g.nodes)[:20])]
+    with open_store(tmp_path) as store:
+        store.load_snapshot("plain", g.nodes.values(), g.edges)
+        for n in range(300):
+            g.nodes[f"WarehouseColumn:mb/dw.t.c{n}"] = Node(f"WarehouseColumn:mb/dw.t.c{n}", "WarehouseColumn", f"c{n}")
+        store.load_snapshot("joined", g.nodes.values(), g.edges)
+        a = org_insight(store, "plain", fs, today="2026-11-25")
+        b = org_insight(store, "joined", [Finding(f.rule_id, f.severity, "joined", f.component, f.message,
+                                                  f.explanation, discriminator=f.discriminator) for f in fs],
+                        today="2026-11-25")
+    assert a.health.part("findings").penalty == b.health.part("findings").penalty

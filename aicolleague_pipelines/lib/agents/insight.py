@@ -79,6 +79,7 @@ from aicolleague_pipelines.lib.graph.store import GraphStore
 # --- the health formula's constants (see the module docstring) ------------------------------
 HEALTH_SEVERITY_WEIGHT: dict[str, float] = {"critical": 10.0, "high": 5.0, "medium": 2.0, "low": 0.5, "info": 0.1}
 HEALTH_CAPS: dict[str, float] = {"findings": 50.0, "unused": 15.0, "cycles": 10.0, "old_api": 15.0, "descriptions": 10.0}
+_PLATFORM_TYPE_PREFIXES = ("Metabase", "Warehouse", "Chargebee", "Intercom", "Api")
 FINDINGS_SCALE = 150.0  # weighted findings per 100 components that cost 63 % of the cap
 UNUSED_SATURATION = 0.5  # an unused share of 50 % costs the whole cap
 CYCLE_POINTS = 2.0  # per cycle
@@ -643,7 +644,12 @@ def org_insight(
     complexity = _complexity(idx, nodes, edges, day)
 
     # --- health
-    health = _health(fs, n_components, complexity)
+    # Findings density is per Salesforce component: platform nodes joined into the graph
+    # (Metabase cards, warehouse columns …) must not dilute it.
+    n_salesforce = sum(
+        1 for n in nodes.values() if not n.external and not n.type.startswith(_PLATFORM_TYPE_PREFIXES)
+    )
+    health = _health(fs, n_salesforce or n_components, complexity)
 
     # --- trends
     trends = []
