@@ -236,3 +236,19 @@ def test_answers_and_docs_use_gemini_when_a_key_is_set(monkeypatch: pytest.Monke
             assert len(fake.requests) > 0
             logs = "\n".join(str(e) for r in instance.get_runs() for e in instance.all_logs(r.run_id))
             assert "FAKE-GEMINI-KEY-123" not in logs
+
+
+def test_ask_job_answers_questions_from_run_config() -> None:
+    defs = load_defs()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["globex-prod"])
+        assert defs.resolve_job_def("org_refresh_job").execute_in_process(
+            instance=instance, partition_key="globex-prod").success
+        result = defs.resolve_job_def("ask_job").execute_in_process(
+            instance=instance, partition_key="globex-prod",
+            run_config={"ops": {"graph_answers": {"config": {"questions": [
+                "where is Account.Industry used?", "what is the meaning of life?"]}}}})
+        assert result.success
+        first, second = result.output_for_node("graph_answers")
+        assert first["method"] == "where_used" and first["cited_keys"]
+        assert second["method"] == "help"  # offline: says which questions it can answer

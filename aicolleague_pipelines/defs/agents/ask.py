@@ -62,3 +62,13 @@ def graph_answers(
         "rejected_citations": dg.MetadataValue.int(sum(len(a.get("rejected_citations") or []) for a in answers)),
         "answers": dg.MetadataValue.md("\n".join(md)),
     })
+
+
+ask_job = dg.define_asset_job(
+    "ask_job",
+    selection=dg.AssetSelection.assets("graph_answers"),
+    description=(
+        "Answer questions over one org's graph (run config: ops.graph_answers.config.questions); "
+        "the Dagster twin of `aicolleague ask`."
+    ),
+)
