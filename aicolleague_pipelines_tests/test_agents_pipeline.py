@@ -252,3 +252,28 @@ def test_ask_job_answers_questions_from_run_config() -> None:
         first, second = result.output_for_node("graph_answers")
         assert first["method"] == "where_used" and first["cited_keys"]
         assert second["method"] == "help"  # offline: says which questions it can answer
+
+
+def test_live_org_fix_plan_retrieves_its_rollback_bundle(
+    fake_salesforce_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_salesforce_env
+    monkeypatch.setenv("AICOLLEAGUE_ORGS_FILE", str(write_orgs_file(tmp_path / "orgs.yaml", [{
+        "name": "live", "source": "live", "instance_url": fake.instance_url, "api_version": fake.version,
+        "ca_bundle": fake.ca_path, "retry": {"attempts": 2, "base_delay": 0.01},
+        "auth": {"kind": "client_credentials", **fake.auth_env_keys("client_credentials")},
+    }])))
+    job = load_defs().resolve_job_def("org_refresh_job")
+    # Invoice__c.Account__c: used by Apex and layouts (the fake cannot build report files).
+    run_config = {"ops": {"fix_plans": {"config": {"changes": [
+        {"action": "delete", "key": "CustomField:Invoice__c.Account__c"}]}}}}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, ["live"])
+        result = job.execute_in_process(instance=instance, partition_key="live", run_config=run_config)
+        assert result.success
+        (plan,) = result.output_for_node("fix_plans")
+        assert plan["rollback_complete"] is True, "\n".join(plan.get("notes") or [])
+        rollback = Path(plan["folder"]) / "rollback"
+        assert (rollback / "package.xml").is_file()
+        assert any(p.name == "InvoiceService.cls" for p in rollback.rglob("*"))
+        assert any("/services/Soap/m/" in r.path for r in fake.requests)

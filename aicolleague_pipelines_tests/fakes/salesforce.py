@@ -28,12 +28,24 @@ What it speaks (see REFERENCE.md §3 for the real API facts it reproduces):
   with ``Sforce-Locator``), ``GET /sobjects/<Obj>/describe``, ``GET /limits``.
 - Every API response carries ``Sforce-Limit-Info: api-usage=N/5000``; errors are JSON arrays
   ``[{"message", "errorCode"}]``.
+- SOAP Metadata API ``POST /services/Soap/m/<version>[/...]`` (``SOAPAction`` header required,
+  any value): ``retrieve`` (RetrieveRequest with ``unpackaged`` types/members → AsyncResult
+  id, state Queued) and ``checkRetrieveStatus`` (InProgress for ``org.retrieve_in_progress_polls``
+  polls, then Succeeded with ``zipFile``: ``package.xml`` plus the members in Metadata API
+  format built from the org's data — ``classes/X.cls`` + ``-meta.xml``, ``triggers``, ``pages``,
+  ``objects/Obj.object`` holding the requested ``<fields>``/``<validationRules>``…, ``flows``,
+  ``layouts`` …, under ``unpackaged/`` unless ``singlePackage`` is true; members it cannot build
+  are ``messages`` "cannot be found", as in Salesforce). The session comes from
+  ``<SessionHeader><sessionId>`` (the ``Authorization`` header is ignored); errors are SOAP
+  faults (HTTP 500, ``sf:INVALID_SESSION_ID`` …).
 
 Fault knobs (``fake.faults``): ``expire_session_after`` (N more API requests succeed, then
 every issued token is revoked → 401 INVALID_SESSION_ID, also mid-paging), ``fail(kind,
 times, path_contains)`` with kind ``"REQUEST_LIMIT_EXCEEDED"`` (403), ``429``, ``503``,
 ``delay_s``/``delay_times`` (slow responses), ``down`` (connections are dropped without a
-response). ``fake.stop()`` shuts the server down (connection refused afterwards).
+response).
+``retrieve_failure`` (a retrieve ends Failed with that error message; ``retrieve_zip``
+overrides the zip bytes returned, e.g. a hostile archive). ``fake.stop()`` shuts the server down (connection refused afterwards).
 
 Every request is recorded in ``fake.requests`` (method, path, query, soql, status).
 """
@@ -54,6 +66,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -909,6 +922,10 @@ class Faults:
     down: bool = False
     #: Queued failures: dicts {kind, times, path_contains}.
     queued: list[dict[str, Any]] = field(default_factory=list)
+    #: Metadata API retrieve: end every retrieve as Failed with this message.
+    retrieve_failure: str | None = None
+    #: Metadata API retrieve: return these zip bytes instead of the built archive.
+    retrieve_zip: bytes | None = None
 
     def fail(self, kind: str | int, times: int = 1, path_contains: str | None = None) -> None:
         """Queue ``times`` failures of ``kind`` ("REQUEST_LIMIT_EXCEEDED", 429, 503, 500)."""
@@ -944,6 +961,9 @@ class FakeSalesforce:
         self.api_usage = 0
         self._locators: dict[str, dict[str, Any]] = {}
         self._jobs: dict[str, dict[str, Any]] = {}
+        self._retrieves: dict[str, dict[str, Any]] = {}
+        #: Polls answered InProgress before a retrieve succeeds.
+        self.retrieve_in_progress_polls = 1
         self._ca = trustme.CA()
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-sf-")
         self.ca_path = str(Path(self._tmp.name) / "fake-sf-ca.pem")
@@ -1084,6 +1104,9 @@ class FakeSalesforce:
     def _authorized(self, h: "_Handler") -> bool:
         auth = h.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else ""
+        return self._token_valid(token)
+
+    def _token_valid(self, token: str) -> bool:
         with self.lock:
             if self.faults.expire_session_after is not None:
                 if self.faults.expire_session_after <= 0:
@@ -1107,6 +1130,8 @@ class FakeSalesforce:
             return 431, {}, "Request Header Fields Too Large"
         if path == "/services/oauth2/token" and method == "POST":
             return self._token(h, raw)
+        if path.startswith("/services/Soap/m/"):
+            return self._soap_metadata(h, method, path, raw, rec)
         if not self._authorized(h):
             return 401, {}, _err("INVALID_SESSION_ID", "Session expired or invalid")
         kind = self._queued_fault(path)
@@ -1430,6 +1455,265 @@ class FakeSalesforce:
         headers = {"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(len(chunk)),
                    "Sforce-Locator": str(nxt) if nxt < len(job["rows"]) else "null"}
         return 200, headers, buf.getvalue().encode()
+
+
+    # -- SOAP Metadata API (retrieve) -----------------------------------------------------------
+    def _soap_metadata(self, h: "_Handler", method: str, path: str, raw: bytes, rec: RecordedRequest
+                       ) -> tuple[int, dict[str, str], Any]:
+        import xml.etree.ElementTree as ET
+
+        m = re.match(r"^/services/Soap/m/(\d+\.\d+)(/.*)?$", path)
+        if method != "POST" or not m:
+            return 404, {}, "Not Found"
+        if m.group(1) not in self.org.api_versions:
+            return _soap_fault("UNSUPPORTED_API_VERSION", f"UNSUPPORTED_API_VERSION: {m.group(1)}")
+        if "SOAPAction" not in h.headers:
+            return _soap_fault("INVALID_REQUEST", "No SOAPAction header")  # real: 500 "no SOAPAction header!"
+        try:
+            env = ET.fromstring(raw)
+        except ET.ParseError as exc:
+            return _soap_fault("INVALID_XML", f"could not parse the request: {exc}")
+        sid = (env.findtext(".//{*}SessionHeader/{*}sessionId") or "").strip()
+        if not self._token_valid(sid):
+            return _soap_fault("INVALID_SESSION_ID", "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: "
+                                                     "Illegal Session")
+        kind = self._queued_fault(path)
+        if kind == "REQUEST_LIMIT_EXCEEDED":
+            return _soap_fault("REQUEST_LIMIT_EXCEEDED", "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.")
+        if kind in (429, 500, 502, 503):
+            return int(kind), {}, "Service Unavailable"
+        with self.lock:
+            self.api_usage += 1
+        body = env.find("{*}Body")
+        call = body[0] if body is not None and len(body) else None
+        if call is None:
+            return _soap_fault("INVALID_REQUEST", "empty SOAP Body")
+        op = call.tag.rsplit("}", 1)[-1]
+        rec.body = {"soap": op}
+        if op == "retrieve":
+            req = call.find("{*}retrieveRequest")
+            if req is None:
+                return _soap_fault("INVALID_REQUEST", "retrieve needs a retrieveRequest")
+            members: dict[str, list[str]] = {}
+            for t in req.findall("{*}unpackaged/{*}types"):
+                name = (t.findtext("{*}name") or "").strip()
+                members.setdefault(name, []).extend((x.text or "").strip() for x in t.findall("{*}members"))
+            if not members:
+                return _soap_fault("INVALID_CROSS_REFERENCE_KEY", "No package or unpackaged manifest specified")
+            single = (req.findtext("{*}singlePackage") or "false").strip().lower() == "true"
+            with self.lock:
+                rid = sf_id("09S", len(self._retrieves) + 1)
+                self._retrieves[rid] = {"members": members, "single": single, "polls": 0,
+                                        "version": (req.findtext("{*}apiVersion") or m.group(1)).strip()}
+            rec.body["members"] = members
+            return _soap_ok("retrieveResponse", f"<done>false</done><id>{rid}</id><state>Queued</state>")
+        if op == "checkRetrieveStatus":
+            rid = (call.findtext("{*}asyncProcessId") or "").strip()
+            include_zip = (call.findtext("{*}includeZip") or "true").strip().lower() != "false"
+            with self.lock:
+                job = self._retrieves.get(rid)
+                if job is not None:
+                    job["polls"] += 1
+            if job is None:
+                return _soap_fault("INVALID_ID_FIELD", f"INVALID_ID_FIELD: Retrieve result {rid!r} not found")
+            if job["polls"] <= self.retrieve_in_progress_polls:
+                return _soap_ok("checkRetrieveStatusResponse",
+                                f"<done>false</done><id>{rid}</id><status>InProgress</status><success>false</success>")
+            if self.faults.retrieve_failure:
+                msg = _xml_escape(self.faults.retrieve_failure)
+                return _soap_ok("checkRetrieveStatusResponse",
+                                f"<done>true</done><errorMessage>{msg}</errorMessage><errorStatusCode>"
+                                f"UNKNOWN_EXCEPTION</errorStatusCode><id>{rid}</id><status>Failed</status>"
+                                "<success>false</success>")
+            zip_bytes, props, missing = self.retrieve_archive(job["members"], job["version"], single=job["single"])
+            if self.faults.retrieve_zip is not None:
+                zip_bytes = self.faults.retrieve_zip
+            parts = ["<done>true</done>"]
+            for fname, full, type_ in props:
+                parts.append(f"<fileProperties><fileName>{_xml_escape(fname)}</fileName><fullName>"
+                             f"{_xml_escape(full)}</fullName><type>{type_}</type></fileProperties>")
+            parts.append(f"<id>{rid}</id>")
+            for type_, full in missing:
+                parts.append(f"<messages><fileName>{'' if job['single'] else 'unpackaged/'}package.xml</fileName>"
+                             f"<problem>Entity of type &apos;{type_}&apos; named &apos;{_xml_escape(full)}&apos; "
+                             "cannot be found</problem></messages>")
+            parts.append("<status>Succeeded</status><success>true</success>")
+            if include_zip:
+                parts.append(f"<zipFile>{base64.b64encode(zip_bytes).decode()}</zipFile>")
+            return _soap_ok("checkRetrieveStatusResponse", "".join(parts))
+        return _soap_fault("INVALID_OPERATION", f"the fake does not implement {op}")
+
+    def retrieve_archive(self, members: dict[str, list[str]], version: str, *, single: bool = False
+                         ) -> tuple[bytes, list[tuple[str, str, str]], list[tuple[str, str]]]:
+        """The zip a Metadata API retrieve of ``members`` returns: (bytes, fileProperties
+        (fileName, fullName, type), members that cannot be found (type, fullName))."""
+        prefix = "" if single else "unpackaged/"
+        files: dict[str, str] = {}
+        props: list[tuple[str, str, str]] = []
+        missing: list[tuple[str, str]] = []
+        objects: dict[str, dict[str, Any]] = {}  # object → {"self": md | None, children: [(tag, xml)]}
+
+        def rows(type_: str) -> list[dict[str, Any]]:
+            o = self.org.objects.get(type_)
+            return o.records if o else []
+
+        def find(type_: str, full: str) -> dict[str, Any] | None:
+            return next((r for r in rows(type_) if r.get("FullName") == full or
+                         (r.get("Name") == full and not r.get("NamespacePrefix"))), None)
+
+        def add(path: str, text: str, full: str, type_: str) -> None:
+            files[path] = text
+            props.append((prefix + path, full, type_))
+
+        for type_, names in members.items():
+            for full in names:
+                code = _CODE_FILES.get(type_)
+                if code:
+                    folder, suffix, body_col = code
+                    r = find(type_, full)
+                    if r is None or r.get(body_col) is None:
+                        missing.append((type_, full))
+                        continue
+                    add(f"{folder}/{full}.{suffix}", str(r[body_col]), full, type_)
+                    meta = {"apiVersion": r.get("ApiVersion") or float(version), "status": r.get("Status")}
+                    if type_ == "ApexPage":
+                        meta = {"apiVersion": r.get("ApiVersion") or float(version), "label": r.get("MasterLabel")
+                                or full}
+                    files[f"{folder}/{full}.{suffix}-meta.xml"] = _md_document(type_, meta)
+                elif type_ == "CustomObject":
+                    r = find(type_, full)
+                    if r is None:
+                        missing.append((type_, full))
+                        continue
+                    objects.setdefault(full, {"self": None, "children": []})["self"] = r.get("Metadata") or {}
+                elif type_ in _OBJECT_CHILDREN:
+                    r = find(type_, full)
+                    obj, _, child = full.partition(".")
+                    if r is None or not isinstance(r.get("Metadata"), dict) or not child:
+                        missing.append((type_, full))
+                        continue
+                    md = {"fullName": child, **{k: v for k, v in r["Metadata"].items() if k != "fullName"}}
+                    if type_ == "CustomField" and md.get("type") in _FIELD_TYPES:  # describe → Metadata API
+                        md["type"] = _FIELD_TYPES[md["type"]]
+                    objects.setdefault(obj, {"self": None, "children": []})["children"].append(
+                        (_OBJECT_CHILDREN[type_], md))
+                    props.append((f"{prefix}objects/{obj}.object", full, type_))
+                elif type_ == "Flow":
+                    versions = [r for r in rows("Flow") if (r.get("Definition") or {}).get("DeveloperName") == full]
+                    active = next((r for r in versions if r.get("Id") == (r.get("Definition") or {}).get(
+                        "ActiveVersionId")), None)
+                    r = active or max(versions, key=lambda r: r.get("VersionNumber") or 0, default=None)
+                    if r is None or not isinstance(r.get("Metadata"), dict):
+                        missing.append((type_, full))
+                        continue
+                    add(f"flows/{full}.flow", _md_document("Flow", r["Metadata"]), full, type_)
+                elif type_ in _GENERIC_FILES:
+                    folder, suffix = _GENERIC_FILES[type_]
+                    r = find(type_, full)
+                    if r is None or not isinstance(r.get("Metadata"), dict):
+                        missing.append((type_, full))
+                        continue
+                    add(f"{folder}/{full}.{suffix}", _md_document(type_, r["Metadata"]), full, type_)
+                else:
+                    missing.append((type_, full))
+        for obj, parts in sorted(objects.items()):
+            md = dict(parts["self"] or {})
+            for tag, child in parts["children"]:
+                md.setdefault(tag, []).append(child)
+            files[f"objects/{obj}.object"] = _md_document("CustomObject", md)
+            if parts["self"] is not None:
+                props.append((f"{prefix}objects/{obj}.object", obj, "CustomObject"))
+        files["package.xml"] = _package_xml(members, version)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(files):
+                zf.writestr(prefix + path, files[path].encode("utf-8"))
+        return buf.getvalue(), props, missing
+
+
+#: Metadata API file layout of the types the fake retrieves.
+_CODE_FILES = {"ApexClass": ("classes", "cls", "Body"), "ApexTrigger": ("triggers", "trigger", "Body"),
+               "ApexPage": ("pages", "page", "Markup")}
+_OBJECT_CHILDREN = {"CustomField": "fields", "ValidationRule": "validationRules", "RecordType": "recordTypes",
+                    "ListView": "listViews", "WebLink": "webLinks", "CompactLayout": "compactLayouts",
+                    "BusinessProcess": "businessProcesses", "FieldSet": "fieldSets"}
+_GENERIC_FILES = {"Layout": ("layouts", "layout"), "FlexiPage": ("flexipages", "flexipage"),
+                  "PermissionSet": ("permissionsets", "permissionset"), "Profile": ("profiles", "profile"),
+                  "CustomTab": ("tabs", "tab"), "GlobalValueSet": ("globalValueSets", "globalValueSet"),
+                  "FlowDefinition": ("flowDefinitions", "flowDefinition")}
+_MD_NS = "http://soap.sforce.com/2006/04/metadata"
+_FIELD_TYPES = {"currency": "Currency", "string": "Text", "picklist": "Picklist", "reference": "Lookup",
+                "boolean": "Checkbox", "double": "Number", "percent": "Percent", "date": "Date",
+                "datetime": "DateTime", "email": "Email", "textarea": "TextArea", "phone": "Phone", "url": "Url",
+                "multipicklist": "MultiselectPicklist"}
+
+
+def _xml_escape(text: Any) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape(str(text), {"'": "&apos;", '"': "&quot;"})
+
+
+def _md_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return _xml_escape(v)
+
+
+def _md_elements(md: Any, indent: str) -> list[str]:
+    out: list[str] = []
+    if not isinstance(md, dict):
+        return out
+    items = list(md.items())
+    items.sort(key=lambda kv: (kv[0] != "fullName", kv[0]))
+    for k, v in items:
+        if v is None or k in ("urls", "attributes") or k.startswith("_"):
+            continue
+        for item in (v if isinstance(v, list) else [v]):
+            if item is None:
+                continue
+            if isinstance(item, dict):
+                inner = _md_elements(item, indent + "    ")
+                out += [f"{indent}<{k}>", *inner, f"{indent}</{k}>"]
+            else:
+                out.append(f"{indent}<{k}>{_md_value(item)}</{k}>")
+    return out
+
+
+def _md_document(root: str, md: Any) -> str:
+    md = {k: v for k, v in (md or {}).items() if k != "fullName"} if isinstance(md, dict) else {}
+    body = _md_elements(md, "    ")
+    return "\n".join(['<?xml version="1.0" encoding="UTF-8"?>', f'<{root} xmlns="{_MD_NS}">', *body,
+                      f"</{root}>"]) + "\n"
+
+
+def _package_xml(members: dict[str, list[str]], version: str) -> str:
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', f'<Package xmlns="{_MD_NS}">']
+    for t in sorted(members):
+        out.append("    <types>")
+        out += [f"        <members>{_xml_escape(n)}</members>" for n in sorted(members[t])]
+        out += [f"        <name>{t}</name>", "    </types>"]
+    out += [f"    <version>{version}</version>", "</Package>"]
+    return "\n".join(out) + "\n"
+
+
+def _soap_envelope(inner: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv='
+            '"http://schemas.xmlsoap.org/soap/envelope/" xmlns="' + _MD_NS + '"><soapenv:Body>' + inner
+            + "</soapenv:Body></soapenv:Envelope>").encode("utf-8")
+
+
+def _soap_ok(response: str, result: str) -> tuple[int, dict[str, str], Any]:
+    return 200, {"Content-Type": "text/xml;charset=UTF-8"}, _soap_envelope(
+        f"<{response}><result>{result}</result></{response}>")
+
+
+def _soap_fault(code: str, message: str) -> tuple[int, dict[str, str], Any]:
+    return 500, {"Content-Type": "text/xml;charset=UTF-8"}, (
+        '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv='
+        '"http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="http://soap.sforce.com/2006/04/metadata">'
+        f"<soapenv:Body><soapenv:Fault><faultcode>sf:{code}</faultcode><faultstring>{_xml_escape(message)}"
+        "</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>").encode("utf-8")
 
 
 def _err(code: str, message: str) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Fix: remediation and rollback plans with deployable artifacts, gated by approvals."""
 
+import contextlib
 import hashlib
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +12,8 @@ from aicolleague_pipelines.lib.agents.fix import DELETE_RULES, PlannedChange, pl
 from aicolleague_pipelines.lib.agents.model import Finding
 from aicolleague_pipelines.lib.salesforce.model import OrgInventory
 from aicolleague_pipelines.lib.agents.narrate import plan_summary
+from aicolleague_pipelines.lib.salesforce.extract import live_client
+from aicolleague_pipelines.lib.salesforce.model import ExtractionError
 from aicolleague_pipelines.resources import GeminiResource, GraphStoreResource, OrgsResource
 
 APPROVALS_FILE = "approvals.yaml"
@@ -68,18 +70,29 @@ def fix_plans(
     sources = {c.key: c.source for c in sf_inventory.components if c.source}
     ledger = ledger_for(home)
     plans = []
-    with graph_store.open(read_only=True) as store:
+    with contextlib.ExitStack() as stack:
+        # Live orgs: the rollback bundle is retrieved through the Metadata API (a failed
+        # login or retrieve still yields the plan, marked rollback_complete=False).
+        retriever = None
+        if org_cfg.source == "live":
+            try:
+                client = stack.enter_context(live_client(org_cfg))
+                retriever = client.retrieve_metadata
+            except ExtractionError as exc:
+                context.log.warning(f"org {org}: no rollback retrieve possible: {exc}")
+        store = stack.enter_context(graph_store.open(read_only=True))
         for spec in config.changes:
             plans.append(plan_change(
                 store, org, PlannedChange.from_dict(spec.model_dump()),
-                project_root=project, inventory_sources=sources,
+                project_root=project, inventory_sources=sources, retriever=retriever,
             ))
         wanted = set(config.finding_ids)
         chosen = [f for f in triage_findings if f.id in wanted]
         if not config.changes and not wanted:
             chosen = [f for f in triage_findings if f.rule_id in DELETE_RULES][: config.auto_limit]
         for f in chosen:
-            plans.append(plan_for_finding(store, org, f, project_root=project, inventory_sources=sources))
+            plans.append(plan_for_finding(store, org, f, project_root=project,
+                                          inventory_sources=sources, retriever=retriever))
     writer = llm.writer()
     rows, md = [], ["### Fix plans", "",
                     "| plan | change | state | steps | effort | risk | artifacts |",

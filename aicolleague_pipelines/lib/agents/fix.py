@@ -35,7 +35,14 @@
     companions and whole bundle folders), a ``package.xml`` and an ``sfdx-project.json``, so a
     rollback is one deploy: ``cd rollback && sf project deploy start --manifest package.xml``.
     Without a project (live org) ``rollback/package.xml`` is the retrieve manifest to run
-    *before* the change and ``rollback_complete`` is False.
+    *before* the change and ``rollback_complete`` is False — unless a ``retriever`` is given
+    (``members → zip bytes``, e.g. ``SalesforceClient.retrieve_metadata``): then the touched
+    components are retrieved from the org now and unpacked (safely: no absolute paths, no
+    ``..``, no links, bounded sizes) into ``rollback/`` in Metadata API format (``classes/X.cls``
+    + ``-meta.xml``, ``objects/Obj.object`` …) next to that ``package.xml``; ``rollback_complete``
+    is True when every touched component came back, and the rollback is
+    ``sf project deploy start --metadata-dir rollback``. A failed or partial retrieve keeps the
+    manifest, ``rollback_complete`` False and a note saying what is missing.
   - ``plan.md`` / ``plan.json``.
 
 Plans refuse (``FixPlan.refused``) what the platform does not allow: deleting, renaming or
@@ -50,9 +57,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import io
 import json
+import logging
+import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+import stat
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +195,9 @@ class RollbackEntry:
     source: str | None
     files: list[str]  # paths relative to the project root, copied into rollback/
     complete: bool
+    #: "project" (files copied from the SFDX project) or "retrieved" (files relative to
+    #: rollback/, retrieved from the org in Metadata API format).
+    origin: str = "project"
 
 
 @dataclass
@@ -210,6 +225,10 @@ class FixPlan:
     artifacts: dict[str, str] = field(default_factory=dict)
     project_root: str | None = None
     written_to: str | None = None
+    #: "source" (SFDX project copies) or "metadata" (retrieved from the org, Metadata API format).
+    rollback_format: str = "source"
+    #: Retrieved rollback files by path relative to rollback/ (not serialised into plan.json).
+    rollback_files: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -244,7 +263,12 @@ class FixPlan:
         d["digest"] = self.digest
         d["summary"] = self.summary()
         d.pop("artifacts")
-        d["artifact_files"] = sorted(self.artifacts) + (["rollback/<copied sources>"] if self.rollback_complete else [])
+        d.pop("rollback_files", None)
+        if self.rollback_files:
+            d["artifact_files"] = sorted(self.artifacts) + sorted(f"rollback/{r}" for r in self.rollback_files)
+        else:
+            d["artifact_files"] = sorted(self.artifacts) + (["rollback/<copied sources>"] if self.rollback_complete
+                                                            else [])
         return d
 
     def to_markdown(self) -> str:
@@ -282,7 +306,9 @@ class FixPlan:
             out.append(f"- `{name}`")
         if self.rollback:
             n = sum(len(r.files) for r in self.rollback)
-            out.append(f"- `rollback/`: {n} source files of {len(self.rollback)} components"
+            kind = "files retrieved from the org (Metadata API format)" if self.rollback_format == "metadata" \
+                else "source files"
+            out.append(f"- `rollback/`: {n} {kind} of {len(self.rollback)} components"
                        + ("" if self.rollback_complete else " — INCOMPLETE, see below"))
         out += ["", "## How to apply (after approval)", ""]
         out += [f"{i}. {t}" for i, t in enumerate(self.instructions(), 1)]
@@ -312,7 +338,10 @@ class FixPlan:
                 "+ destructiveChanges.xml); or in the same deploy as the edits: add "
                 "`--post-destructive-changes destructive/destructiveChanges.xml` to the previous command"
             )
-        if self.rollback:
+        if self.rollback and self.rollback_format == "metadata":
+            steps.append("Roll back if needed: `sf project deploy start --metadata-dir rollback` (the retrieved "
+                         "pre-change metadata)")
+        elif self.rollback:
             steps.append("Roll back if needed: `cd rollback && sf project deploy start --manifest package.xml`")
         return steps
 
@@ -332,6 +361,14 @@ class FixPlan:
                     dst = out / "rollback" / rel
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(root / rel, dst)
+        if self.rollback_files:
+            base = (out / "rollback").resolve()
+            for rel, blob in self.rollback_files.items():
+                dst = (base / rel).resolve()
+                if not dst.is_relative_to(base):  # checked on unpacking already
+                    raise ValueError(f"rollback file outside rollback/: {rel!r}")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(blob)
         (out / "plan.md").write_text(self.to_markdown(), encoding="utf-8")
         (out / "plan.json").write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
         return out
@@ -615,6 +652,150 @@ def _flow_definition() -> str:
     )
 
 
+# --- rollback from a Metadata API retrieve ------------------------------------------------------
+log = logging.getLogger(__name__)
+
+#: ``members → zip bytes`` (a Metadata API retrieve), e.g.
+#: ``lambda members: client.retrieve_metadata(members, api_version)``.
+Retriever = Callable[[dict[str, list[str]]], bytes]
+
+#: Limits on a retrieved archive (the Metadata API itself caps a retrieve at 10,000 files and
+#: ~400 MB unzipped).
+MAX_RETRIEVED_FILES = 10_000
+MAX_RETRIEVED_FILE_BYTES = 64 * 1024 * 1024
+MAX_RETRIEVED_TOTAL_BYTES = 256 * 1024 * 1024
+
+
+class RetrievedArchiveError(ValueError):
+    """A retrieved zip that is refused (path traversal, links, too large, not a zip)."""
+
+
+def safe_unzip(data: bytes, *, max_files: int = MAX_RETRIEVED_FILES, max_file_bytes: int = MAX_RETRIEVED_FILE_BYTES,
+               max_total_bytes: int = MAX_RETRIEVED_TOTAL_BYTES) -> dict[str, bytes]:
+    """The files of a zip by archive path. Refuses the whole archive (``RetrievedArchiveError``)
+    on an absolute path, a drive letter, a backslash, a ``..`` or empty path part, a symbolic
+    link, a duplicate name, or more than the given number of files / bytes (sizes checked on
+    the bytes actually read, not only the declared ones)."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise RetrievedArchiveError(f"not a zip archive ({exc})") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > max_files:
+            raise RetrievedArchiveError(f"{len(infos)} entries (limit {max_files})")
+        out: dict[str, bytes] = {}
+        total = 0
+        for info in infos:
+            name = info.filename
+            parts = name.rstrip("/").split("/")
+            if (not name or name.startswith("/") or "\\" in name or "\x00" in name or re.match(r"^[A-Za-z]:", name)
+                    or any(p in ("", ".", "..") for p in parts)):
+                raise RetrievedArchiveError(f"unsafe path in the archive: {name!r}")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise RetrievedArchiveError(f"symbolic link in the archive: {name!r}")
+            if info.is_dir():
+                continue
+            if info.file_size > max_file_bytes or total + info.file_size > max_total_bytes:
+                raise RetrievedArchiveError(f"archive too large at {name!r} (limits {max_file_bytes} bytes a file, "
+                                            f"{max_total_bytes} in all)")
+            try:
+                with zf.open(info) as fh:
+                    blob = fh.read(max_file_bytes + 1)
+            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:  # e.g. encrypted, CRC error
+                raise RetrievedArchiveError(f"cannot read {name!r} ({exc})") from None
+            total += len(blob)
+            if len(blob) > max_file_bytes or total > max_total_bytes:
+                raise RetrievedArchiveError(f"archive too large at {name!r}")
+            if name in out:
+                raise RetrievedArchiveError(f"duplicate entry {name!r}")
+            out[name] = blob
+    return out
+
+
+#: Metadata API format: type → (folder, suffix); children of an object / workflow file.
+_MDAPI_FILES = {
+    "ApexClass": ("classes", "cls"), "ApexTrigger": ("triggers", "trigger"), "ApexPage": ("pages", "page"),
+    "ApexComponent": ("components", "component"), "CustomObject": ("objects", "object"),
+    "Flow": ("flows", "flow"), "FlowDefinition": ("flowDefinitions", "flowDefinition"),
+    "Layout": ("layouts", "layout"), "FlexiPage": ("flexipages", "flexipage"),
+    "PermissionSet": ("permissionsets", "permissionset"), "Profile": ("profiles", "profile"),
+    "CustomTab": ("tabs", "tab"), "GlobalValueSet": ("globalValueSets", "globalValueSet"),
+    "StandardValueSet": ("standardValueSets", "standardValueSet"), "EmailTemplate": ("email", "email"),
+    "Report": ("reports", "report"), "Dashboard": ("dashboards", "dashboard"),
+    "CustomApplication": ("applications", "app"), "QuickAction": ("quickActions", "quickAction"),
+    "StaticResource": ("staticresources", "resource"), "CustomMetadata": ("customMetadata", "md"),
+    "Workflow": ("workflows", "workflow"),
+}
+_MDAPI_BUNDLES = {"LightningComponentBundle": "lwc", "AuraDefinitionBundle": "aura"}
+_MDAPI_CHILDREN = {
+    "CustomField": ("objects", "object", "fields"), "ValidationRule": ("objects", "object", "validationRules"),
+    "RecordType": ("objects", "object", "recordTypes"), "ListView": ("objects", "object", "listViews"),
+    "WebLink": ("objects", "object", "webLinks"), "CompactLayout": ("objects", "object", "compactLayouts"),
+    "BusinessProcess": ("objects", "object", "businessProcesses"), "FieldSet": ("objects", "object", "fieldSets"),
+    "WorkflowRule": ("workflows", "workflow", "rules"), "WorkflowFieldUpdate": ("workflows", "workflow", "fieldUpdates"),
+    "WorkflowAlert": ("workflows", "workflow", "alerts"),
+}
+
+
+def _retrieved_paths(key: str, files: Mapping[str, bytes]) -> list[str]:
+    """The retrieved files (paths relative to the package root) holding component ``key``."""
+    t, full = _type(key), _full(key)
+    if t in _MDAPI_CHILDREN:
+        folder, suffix, tag = _MDAPI_CHILDREN[t]
+        parent, _, child = full.partition(".")
+        path = f"{folder}/{parent}.{suffix}"
+        blob = files.get(path)
+        if blob is None or not child:
+            return []
+        pat = re.compile(rb"<" + tag.encode() + rb">\s*<fullName>\s*" + re.escape(child.encode()) + rb"\s*</fullName>")
+        return [path] if pat.search(blob) else []
+    if t in _MDAPI_BUNDLES:
+        prefix = f"{_MDAPI_BUNDLES[t]}/{full}/"
+        return sorted(f for f in files if f.startswith(prefix))
+    if t in _MDAPI_FILES:
+        folder, suffix = _MDAPI_FILES[t]
+        base = f"{folder}/{full}.{suffix}"
+        if t == "StaticResource":
+            return sorted(f for f in files if f.startswith(f"{folder}/{full}."))
+        return [f for f in (base, base + "-meta.xml") if f in files]
+    # Unknown layout: any file named after the component.
+    return sorted(f for f in files if f.rsplit("/", 1)[-1].split(".", 1)[0] == full.rsplit("/", 1)[-1])
+
+
+def _retrieve_rollback(plan: FixPlan, members: Mapping[str, list[str]], retriever: Retriever
+                       ) -> tuple[bool, str | None]:
+    """Fill ``plan.rollback`` from a retrieve of ``members``: (complete, problem note or None)."""
+    manual = (f"retrieve rollback/package.xml from the org before applying the change (`sf project retrieve "
+              f"start --manifest rollback/package.xml --target-org {plan.org} --target-metadata-dir "
+              "rollback/retrieved --unzip`)")
+    try:
+        data = retriever({t: list(v) for t, v in members.items()})
+        if not isinstance(data, (bytes, bytearray)):
+            raise RetrievedArchiveError(f"the retriever returned {type(data).__name__}, not zip bytes")
+        files = safe_unzip(bytes(data))
+    except Exception as exc:  # the plan is still useful without the rollback copy
+        log.warning("org %s: rollback retrieve failed: %s", plan.org, exc)
+        return False, f"rollback bundle incomplete: the Metadata API retrieve failed ({type(exc).__name__}: {exc}); " \
+            + manual
+    # singlePackage=false puts everything under unpackaged/; singlePackage=true at the root.
+    if "package.xml" not in files and "unpackaged/package.xml" in files:
+        files = {k[len("unpackaged/"):]: v for k, v in files.items() if k.startswith("unpackaged/")}
+    files.pop("package.xml", None)  # rollback/package.xml is the plan's own manifest (same members)
+    used: set[str] = set()
+    for entry in plan.rollback:
+        paths = _retrieved_paths(entry.key, files)
+        entry.files, entry.complete, entry.origin = paths, bool(paths), "retrieved"
+        used.update(paths)
+    plan.rollback_files = {k: v for k, v in sorted(files.items()) if k in used}
+    plan.rollback_format = "metadata"
+    missing = [r.key for r in plan.rollback if not r.complete]
+    if missing:
+        return False, ("rollback bundle incomplete: the org's retrieve did not return " + ", ".join(missing)
+                       + "; " + manual)
+    return True, None
+
+
 # --- planning ----------------------------------------------------------------------------
 def plan_change(
     store: GraphStore,
@@ -626,9 +807,14 @@ def plan_change(
     inventory_sources: Mapping[str, str] | None = None,
     out_dir: Path | str | None = None,
     max_review: int = 200,
+    retriever: Retriever | None = None,
 ) -> FixPlan:
     """The plan for ``change`` on ``org`` (see the module docstring); written to ``out_dir``
-    when given. Raises :class:`UnknownComponentError` for an unknown key."""
+    when given. Raises :class:`UnknownComponentError` for an unknown key.
+
+    ``retriever`` (used only without ``project_root``): called once with the rollback members
+    ({Metadata type: [full names]}), returns the Metadata API retrieve zip; see the module
+    docstring. Its failures never fail the plan."""
     snaps = store.snapshots(org)
     if api_version is None:
         api_version = str((snaps[-1].meta if snaps else {}).get("api_version") or DEFAULT_API_VERSION)
@@ -918,10 +1104,16 @@ def plan_change(
     if a == "delete" and ttype == "CustomField":
         plan.notes.append("a rollback recreates the field empty: undelete it from the Recycle Bin within 15 days "
                           "to get its data back")
+    retrieve_problem: str | None = None
+    if root is None and retriever is not None and rb_members:
+        complete, retrieve_problem = _retrieve_rollback(plan, rb_members, retriever)
     plan.rollback_complete = bool(plan.rollback) and complete
     if rb_members:
         plan.artifacts["rollback/package.xml"] = package_xml(rb_members, api_version)
-        if plan.rollback_complete:
+        if plan.rollback_format == "metadata" or retrieve_problem:
+            if retrieve_problem:
+                plan.notes.append(retrieve_problem)
+        elif plan.rollback_complete:
             plan.artifacts["rollback/sfdx-project.json"] = _sfdx_project_json(all_files, api_version)
         else:
             missing = [r.key for r in plan.rollback if not r.complete]
@@ -967,12 +1159,13 @@ def plan_for_finding(
     project_root: Path | str | None = None,
     inventory_sources: Mapping[str, str] | None = None,
     out_dir: Path | str | None = None,
+    retriever: Retriever | None = None,
 ) -> FixPlan:
     """A fix plan for a triage finding (see :func:`change_for_finding`)."""
     change = change_for_finding(finding)
     plan = plan_change(
         store, org, change, api_version=api_version, project_root=project_root,
-        inventory_sources=inventory_sources,
+        inventory_sources=inventory_sources, retriever=retriever,
     )
     plan.finding = finding.id
     if change.action == "edit" and plan.ok:

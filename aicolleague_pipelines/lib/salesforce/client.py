@@ -14,10 +14,16 @@ Guarantees:
   with exponential backoff and jitter, a bounded number of times.
 - :attr:`stats`: ``api_calls`` (every HTTP request, token requests included), ``auth_calls``,
   ``retries``, ``reauths``, ``api_usage`` (latest ``Sforce-Limit-Info`` value, ``"18/5000"``).
+- :meth:`retrieve_metadata`: a Metadata API (SOAP) retrieve through simple-salesforce's
+  ``SfdcMetadataApi.retrieve`` / ``retrieve_retrieve_result`` — plain SOAP envelopes POSTed on
+  this client's counting session (these two calls do not go through zeep); SOAP faults are
+  mapped onto the same retry / re-authentication rules as REST errors.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import logging
@@ -32,6 +38,7 @@ from typing import Any, TypeVar
 
 import requests
 from simple_salesforce import Salesforce
+from simple_salesforce.metadata import SfdcMetadataApi
 from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
@@ -141,6 +148,10 @@ class SalesforceClient:
         self.session.verify = org.ca_bundle or True
         self.instance_url = org.instance_url.rstrip("/")
         self._sf: Salesforce | None = None
+        self._mdapis: dict[tuple[int, str], SfdcMetadataApi] = {}
+        #: Warnings of the latest :meth:`retrieve_metadata` ({"file", "problem"}), e.g. members
+        #: the org does not have ("Entity of type 'X' named 'Y' cannot be found").
+        self.last_retrieve_messages: list[dict[str, str]] = []
 
     def close(self) -> None:
         """Close the HTTP connections (the client can still be used; it reconnects)."""
@@ -493,9 +504,151 @@ class SalesforceClient:
     def _sf_base(self) -> str:
         return self.connect().base_url
 
+    # -- Metadata API (SOAP) ---------------------------------------------------------------------
+    def _mdapi(self, sf: Salesforce, version: str) -> SfdcMetadataApi:
+        """simple-salesforce's Metadata API helper on this client's session, for ``sf``'s token.
+
+        Built here rather than via ``sf.mdapi``: the helper's calls ``update()`` the headers dict
+        they are given (``Content-Type: text/xml``, ``SOAPAction``), and ``sf.mdapi`` hands it
+        ``sf.headers`` — the REST calls sharing it would then send XML content types."""
+        key = (id(sf), version)
+        md = self._mdapis.get(key)
+        if md is None:
+            md = SfdcMetadataApi(session=self.session, session_id=sf.session_id, instance=sf.sf_instance,
+                                 metadata_url=f"https://{sf.sf_instance}/services/Soap/m/{version}/",
+                                 headers=dict(sf.headers), api_version=version)
+            self._mdapis = {k: v for k, v in self._mdapis.items() if k[0] == id(sf)}
+            self._mdapis[key] = md
+        return md
+
+    def _soap(self, fn: Callable[[], T]) -> T:
+        """Run one SOAP call, turning a SOAP fault into the simple-salesforce exception the REST
+        error handling understands (INVALID_SESSION_ID → re-authentication, REQUEST_LIMIT_EXCEEDED
+        → retry, other faults → no retry)."""
+        try:
+            return fn()
+        except SalesforceError as exc:
+            fault = _soap_fault(getattr(exc, "content", None))
+            if fault is None:
+                raise
+            code, message = fault
+            content = [{"errorCode": code, "message": message}]
+            url, name = getattr(exc, "url", ""), getattr(exc, "resource_name", "metadata")
+            if code == "INVALID_SESSION_ID":
+                raise SalesforceExpiredSession(url, 401, name, content) from None
+            if code == "REQUEST_LIMIT_EXCEEDED":
+                raise SalesforceRefusedRequest(url, 403, name, content) from None
+            if code in ("SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"):
+                raise SalesforceGeneralError(url, 503, name, content) from None
+            raise SalesforceMalformedRequest(url, getattr(exc, "status", 500), name, content) from None
+
+    def retrieve_metadata(self, members: dict[str, list[str]], api_version: str | None = None, *,
+                          max_zip_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """Retrieve ``members`` ({Metadata type: [full names]}) with the Metadata API; return
+        the zip (``unpackaged/package.xml`` + the files in Metadata API format).
+
+        ``retrieve`` (singlePackage false) then ``checkRetrieveStatus`` polled with backoff
+        (``bulk_poll_interval`` doubling up to 8×, at most ``bulk_max_wait`` seconds in all).
+        Members the org does not have are not an error (Salesforce only warns): see
+        :attr:`last_retrieve_messages`. Every request counts in ``stats["api_calls"]``."""
+        version = str(api_version or self.api_version)
+        what = "metadata:retrieve"
+        clean: dict[str, list[str]] = {}
+        for type_, names in members.items():
+            if not re.fullmatch(r"\w+", str(type_)):
+                raise ValueError(f"not a Metadata API type: {type_!r}")
+            names = sorted({str(n) for n in names if str(n)})
+            if names:
+                clean[type_] = [_xml_text(n) for n in names]
+        if not clean:
+            raise ValueError("retrieve_metadata needs at least one member")
+        manual = (f"retrieve it by hand: `sf project retrieve start --manifest rollback/package.xml --target-org "
+                  f"{self.org.name} --target-metadata-dir rollback/retrieved --unzip`")
+        self.last_retrieve_messages = []
+        self._count("metadata_retrieves")
+        job_id, _state = self.call(what, lambda sf: self._soap(lambda: self._mdapi(sf, version).retrieve(
+            "", unpackaged=clean, single_package=False)))
+        if not job_id:
+            raise SalesforceAPIError(self.org.name, what, "the retrieve call returned no async process id",
+                                     "check the org's Metadata API access (Modify Metadata or "
+                                     "View Setup and Configuration); or " + manual)
+        waited, delay = 0.0, max(self.bulk_poll_interval, 0.0)
+        while True:
+            result = self.call(what, lambda sf: self._soap(lambda: self._mdapi(sf, version).retrieve_retrieve_result(
+                job_id, "true")))
+            status = _md_text(result, "status")
+            done = _md_text(result, "done") == "true"
+            if status in ("Failed", "Canceled", "Canceling"):
+                code = _md_text(result, "errorStatusCode")
+                msg = _md_text(result, "errorMessage")
+                raise SalesforceAPIError(
+                    self.org.name, what,
+                    self.redact(f"retrieve {job_id} {status}" + (f" ({code})" if code else "")
+                                + (f": {msg}" if msg else "")),
+                    "check the member names and the integration user's Metadata API access; or " + manual,
+                    error_code=code or None)
+            if status == "Succeeded" or done:
+                break
+            if waited >= self.bulk_max_wait:
+                raise SalesforceUnavailableError(self.org.name, what, f"retrieve {job_id} still {status or 'queued'} "
+                                                 f"after {waited:.0f}s",
+                                                 "retry later or raise bulk_max_wait; or " + manual)
+            self._sleep(delay)
+            waited += delay
+            delay = min(max(delay * 2, 0.001), max(self.bulk_poll_interval * 8, 0.001))
+        ns = "{http://soap.sforce.com/2006/04/metadata}"
+        for m in list(result.iter(f"{ns}messages")):
+            self.last_retrieve_messages.append({"file": m.findtext(f"{ns}fileName") or "",
+                                                "problem": m.findtext(f"{ns}problem") or ""})
+        for m in self.last_retrieve_messages:
+            log.warning("org %s: %s: %s (%s)", self.org.name, what, m["problem"], m["file"])
+        b64 = _md_text(result, "zipFile")
+        if not b64:
+            raise SalesforceAPIError(self.org.name, what, f"retrieve {job_id} {status or 'done'} without a zipFile",
+                                     manual)
+        if len(b64) > max_zip_bytes * 4 // 3 + 4:
+            raise SalesforceAPIError(self.org.name, what, f"retrieve {job_id}: the zip exceeds {max_zip_bytes} bytes",
+                                     "retrieve fewer members at a time; or " + manual)
+        try:
+            return base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise SalesforceAPIError(self.org.name, what, f"retrieve {job_id}: the zipFile is not valid base64",
+                                     manual) from None
+
 
 class _Transient(Exception):
     pass
+
+
+_MD_NS = "{http://soap.sforce.com/2006/04/metadata}"
+
+
+def _md_text(el: Any, tag: str) -> str:
+    return (el.findtext(f"{_MD_NS}{tag}") or "").strip() if el is not None else ""
+
+
+def _xml_text(text: str) -> str:
+    """``text`` escaped for an XML text node (simple-salesforce inserts member names verbatim)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _soap_fault(content: Any) -> tuple[str, str] | None:
+    """(code, message) of a SOAP fault body (``sf:INVALID_SESSION_ID`` → ``INVALID_SESSION_ID``)."""
+    if not isinstance(content, (str, bytes)) or b"Fault" not in (content if isinstance(content, bytes)
+                                                                 else content.encode("utf-8", "replace")):
+        return None
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError:
+        return None
+    fault = root.find(".//{*}Fault")
+    if fault is None:
+        return None
+    code = (fault.findtext("faultcode") or fault.findtext("{*}faultcode") or "").strip()
+    message = (fault.findtext("faultstring") or fault.findtext("{*}faultstring") or "").strip()
+    return code.rsplit(":", 1)[-1] or "UNKNOWN_EXCEPTION", message[:500]
 
 
 def _json(result: Any) -> dict[str, Any]:
