@@ -6,6 +6,10 @@
     aicolleague graph scan PATH --org N  scan an SFDX project: one JSON object per edge
     aicolleague impact|deps|where-used|boundary --org N KEY   query the graph store
     aicolleague ask --org N "which flows write Opportunity.Amount?"
+    aicolleague graph orgs               orgs with a graph snapshot you may see
+
+With $AICOLLEAGUE_ACCESS_POLICY set, every command shows only the orgs of the caller's scope
+(lib/access.py).
 """
 
 from __future__ import annotations
@@ -19,11 +23,47 @@ def _project_root() -> Path:
     return Path.cwd()
 
 
+def _scope_or_exit():
+    """The caller's access scope, or ``None`` after printing why the policy is unusable."""
+    from aicolleague_pipelines.lib.access import AccessPolicyError, current_scope
+
+    try:
+        return current_scope()
+    except AccessPolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from aicolleague_pipelines.lib.access import AccessDenied
     from aicolleague_pipelines.runner import ensure_local_home, format_results, run_all_orgs
 
+    scope = _scope_or_exit()
+    if scope is None:
+        return 2
+    only = args.org or None
+    if not scope.unrestricted:
+        # Refresh (and so document) only orgs in scope; a named org outside it is refused
+        # before anything runs, with the same words whether it exists or not.
+        try:
+            for org in only or []:
+                scope.check(org)
+        except AccessDenied as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        from aicolleague_pipelines.resources import OrgsResource
+
+        visible = scope.filter(o.name for o in OrgsResource().load())
+        unknown = sorted(set(only or []) - set(visible))
+        if unknown or not visible:
+            print(f"error: {'unknown org(s) ' + ', '.join(unknown) if unknown else 'no org'} in your scope of the "
+                  f"orgs file (yours: {', '.join(visible) or 'none'})", file=sys.stderr)
+            return 2
+        only = only or visible
     home = ensure_local_home(_project_root())
-    results = run_all_orgs(args.org or None)
+    results = run_all_orgs(only)
+    if not scope.unrestricted:  # the rows of other orgs' runs (platforms, all orgs) are not shown
+        results = [r for r in results if scope.allows(r.org)]
     print(f"Refreshed {sum(1 for r in results if not r.org.startswith('('))} org(s):")
     print(format_results(results, home))
     return 0 if all(r.success for r in results) else 1
@@ -32,12 +72,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_orgs(args: argparse.Namespace) -> int:
     from aicolleague_pipelines.lib.orgs import OrgsConfigError, default_orgs_file, load_orgs
 
+    scope = _scope_or_exit()
+    if scope is None:
+        return 2
     path = Path(args.file) if args.file else default_orgs_file()
     try:
         orgs = load_orgs(path)
     except OrgsConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not scope.unrestricted:
+        orgs = [o for o in orgs if scope.allows(o.name)]
+        print(f"{len(orgs)} org(s) in {path} in your scope ({scope.describe()}):")
+        for org in orgs:
+            print(f"  {org.describe()}")
+        return 0
     print(f"{len(orgs)} org(s) in {path}:")
     for org in orgs:
         print(f"  {org.describe()}")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aicolleague_pipelines.lib.access import AccessError
 from aicolleague_pipelines.lib.graph.store import GraphStoreError, Hit
 
 
@@ -42,9 +43,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _open_store():
+    """The store, limited to the caller's orgs when an access policy is configured (the policy is
+    read first: a bad one fails before any data is opened)."""
+    from aicolleague_pipelines.lib.access import current_scope
+    from aicolleague_pipelines.lib.graph.queries import scoped
     from aicolleague_pipelines.lib.graph.stores import open_store
 
-    return open_store(_data_home(), read_only=True)
+    scope = current_scope()
+    return scoped(open_store(_data_home(), read_only=True), scope)
 
 
 def _print_hits(hits: list[Hit], as_json: bool, title: str) -> None:
@@ -70,9 +76,33 @@ def _run_query(args: argparse.Namespace, fn) -> int:
     try:
         with _open_store() as store:
             return fn(store)
-    except GraphStoreError as exc:
+    except (GraphStoreError, AccessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def cmd_graph_orgs(args: argparse.Namespace) -> int:
+    """The orgs with a snapshot in the store that the caller may see."""
+
+    def run(store: Any) -> int:
+        rows = []
+        for org in store.orgs():
+            snaps = store.snapshots(org)
+            cur = snaps[-1]
+            rows.append({"org": org, "version": cur.version, "created_at": cur.created_at,
+                         "nodes": cur.node_count, "edges": cur.edge_count, "kept": len(snaps)})
+        if args.json:
+            for r in rows:
+                print(json.dumps(r))
+            return 0
+        from aicolleague_pipelines.lib.access import current_scope
+
+        print(f"{len(rows)} org(s) with a graph snapshot ({current_scope().describe()}):")
+        for r in rows:
+            print(f"  {r['org']:<24} v{r['version']:<4} {r['created_at']}  {r['nodes']} nodes, {r['edges']} edges")
+        return 0
+
+    return _run_query(args, run)
 
 
 def cmd_impact(args: argparse.Namespace) -> int:
@@ -236,6 +266,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path")
     p.add_argument("--org", default="local", help="org name to scan under (default: local)")
     p.set_defaults(func=cmd_scan)
+    p = gsub.add_parser("orgs", help="orgs with a graph snapshot that you may see (access policy)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_graph_orgs)
 
     def query(name: str, func, help_: str, many: bool = False) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_)

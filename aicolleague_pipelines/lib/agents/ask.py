@@ -19,6 +19,15 @@ Questions understood without any model (the ``method`` of the answer):
   dependencies with edge kinds and access, plus the size of the transitive closure.
 - ``changes`` — "what changed", "recent changes": :func:`~aicolleague_pipelines.lib.agents.diff.diff_snapshots`
   of the last two snapshots (added/removed/modified, breaking changes).
+- ``compare`` — "compare X across orgs", "compare X between A and B", "is X the same in A and B",
+  "how does X differ between A and B", "which orgs have X": :func:`~aicolleague_pipelines.lib.graph.queries.compare_component`
+  over the orgs named, or every org the store shows.
+
+A question that names an org ("… in the globex-prod org", "… in org globex-prod") is answered for
+that org instead of ``org``, with a note. The store decides what may be seen: through a
+:class:`~aicolleague_pipelines.lib.graph.queries.ScopedGraphStore` (the CLI's), an org outside the
+caller's access policy raises :class:`~aicolleague_pipelines.lib.access.AccessDenied` and "every
+org" means every org in scope.
 
 X is resolved from the question: an exact key (``CustomField:Account.Industry``), a full name
 (``Opportunity.Amount``, ``InvoiceService``, ``Invoice__c``), the name without ``__c`` /
@@ -152,6 +161,30 @@ _WHERE = [
     re.compile(r"\b(?:is|are)\s+(?P<x>.+?)\s+(?:used|referenced)(?:\s+anywhere)?$", re.I),
 ]
 
+_COMPARE = [
+    re.compile(r"^compare\s+(?P<x>.+?)(?:\s+(?:between|across|among|in|over)\s+(?P<orgs>.+))?$", re.I),
+    re.compile(r"^(?:is|are)\s+(?P<x>.+?)\s+(?:the\s+same|identical|different|consistent|in\s+sync)\s+"
+               r"(?:in|across|between|among|on)\s+(?P<orgs>.+)$", re.I),
+    re.compile(r"^(?:how\s+(?:does|do)\s+)?(?P<x>.+?)\s+(?:differ|differs|vary|varies)\s+"
+               r"(?:between|across|among|in)\s+(?P<orgs>.+)$", re.I),
+    re.compile(r"^(?:what\s+(?:is|are)\s+the\s+)?differences?\s+(?:of|in|for)\s+(?P<x>.+?)\s+"
+               r"(?:between|across|among)\s+(?P<orgs>.+)$", re.I),
+    re.compile(r"^(?:which|what)\s+orgs?\s+(?:have|has|contain|contains|define|defines|include|includes)\s+"
+               r"(?P<x>.+)$", re.I),
+]
+_ORG_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+#: "in the acme-prod org" / "in org acme-prod" / "org `acme-prod`" — an org named by the question.
+_ORG_MENTIONS = [
+    re.compile(r"\s*\b(?:in|on|of|for|from|at|within)\s+(?:the\s+)?org(?:anization)?\s+[`'\"]?(?P<o>" + _ORG_NAME
+               + r")[`'\"]?(?=\W|$)", re.I),
+    re.compile(r"\s*\b(?:in|on|of|for|from|at|within)\s+(?:the\s+)?[`'\"]?(?P<o>" + _ORG_NAME
+               + r")[`'\"]?\s+org(?:anization)?\b", re.I),
+    re.compile(r"\s*\borg\s+[`'\"](?P<o>" + _ORG_NAME + r")[`'\"]", re.I),
+]
+#: Words that sit where an org name could ("in the same org", "org wide defaults"): not org names.
+_NOT_ORGS = frozenset({"a", "an", "the", "this", "that", "same", "my", "our", "your", "their", "whole", "entire",
+                       "current", "other", "another", "any", "every", "each", "all", "one", "wide", "salesforce"})
+
 HELP_LINES = [
     "who/what uses X — or: where is X used?",
     "which flows/classes/triggers/layouts write X — or: what writes X?",
@@ -159,6 +192,7 @@ HELP_LINES = [
     "what breaks if I change/delete X — or: impact of X",
     "what does X depend on?",
     "what changed (since the last snapshot)?",
+    "compare X across orgs — or: is X the same in A and B?",
 ]
 
 
@@ -188,6 +222,7 @@ class Intent:
     phrase: str | None = None
     types: frozenset[str] | None = None  # type filter (writers/readers/where_used)
     type_words: str = ""
+    orgs: tuple[str, ...] = ()  # compare: the orgs named ("" → every org the store shows)
 
 
 @dataclass
@@ -246,10 +281,41 @@ def _verb_split(q: str) -> Intent | None:
     return None
 
 
+def org_mentions(question: str) -> tuple[str, list[str]]:
+    """(the question without its org mentions, the orgs it names, in order)."""
+    found: list[tuple[int, str]] = []
+    q = question
+    for rx in _ORG_MENTIONS:
+        def cut(m: re.Match) -> str:
+            if m.group("o").lower() in _NOT_ORGS:
+                return m.group(0)
+            found.append((m.start(), m.group("o")))
+            return ""
+        q = rx.sub(cut, q)
+    return q, list(dict.fromkeys(o for _, o in sorted(found)))
+
+
+def _orgs_listed(text: str | None) -> list[str]:
+    """Org names of "acme-prod and globex-prod" / "a, b vs c"; [] for "all orgs", "every org"."""
+    if not text:
+        return []
+    out = []
+    for part in re.split(r"\s*(?:,|&|/|\band\b|\bvs\.?|\bversus\b)\s*", text.strip(), flags=re.I):
+        words = [w.strip("`'\"") for w in part.split()
+                 if w.lower().strip("`'\"") not in {"the", "org", "orgs", "organization", "organizations", "both"}]
+        if len(words) == 1 and re.fullmatch(_ORG_NAME, words[0]) and words[0].lower() not in _NOT_ORGS:
+            out.append(words[0])
+    return list(dict.fromkeys(out))
+
+
 def parse_question(question: str) -> Intent:
     q = _clean_question(question)
     if not q:
         return Intent("help")
+    for rx in _COMPARE:
+        m = rx.search(q)
+        if m:
+            return Intent("compare", m.group("x"), orgs=tuple(_orgs_listed(m.groupdict().get("orgs"))))
     if _CHANGES.search(q):
         return Intent("changes")
     for rx in _IMPACT:
@@ -682,10 +748,96 @@ def _offline(text_facts: dict[str, Any], method: str, subject: str | None = None
     return Answer(w.text, w.cited_keys, method, text_facts, "offline", subject, [], list(notes))
 
 
+def _check_orgs(store: GraphStore, orgs: Sequence[str], question: str, org: str) -> Answer | None:
+    """Each of ``orgs`` through the store (a scoped store raises AccessDenied outside the caller's
+    scope); a not_found answer for one without a snapshot."""
+    for o in orgs:
+        try:
+            store.snapshots(o)
+        except GraphStoreError as exc:
+            return _offline({"question": question, "org": org, "method": "not_found", "summary": str(exc)},
+                            "not_found")
+    return None
+
+
 def answer(store: GraphStore, org: str, question: str, writer: Writer | None = None) -> Answer:
     """Answer ``question`` about ``org`` from the graph (see the module docstring)."""
     writer = writer or OfflineWriter()
-    intent = parse_question(question)
+    rest, named = org_mentions(question)
+    intent = parse_question(rest)
+    if intent.method == "compare":
+        return _answer_compare(store, org, question, intent, named, writer)
+    notes: list[str] = []
+    if named:
+        refused = _check_orgs(store, named, question, org)
+        if refused is not None:
+            return refused
+        if named[0] != org:
+            notes.append(f"answered for org `{named[0]}`, which the question names (not `{org}`)")
+            org = named[0]
+        if len(named) > 1:
+            notes.append(f"the question names several orgs ({', '.join(named)}); answered for `{org}` only — "
+                         "ask 'compare X across …' to compare them")
+    a = _answer(store, org, question, intent, writer)
+    a.notes = [*notes, *a.notes]
+    return a
+
+
+def _answer_compare(store: GraphStore, org: str, question: str, intent: Intent, named: Sequence[str],
+                    writer: Writer) -> Answer:
+    from aicolleague_pipelines.lib.graph import queries
+
+    orgs = list(dict.fromkeys([*intent.orgs, *named])) or store.orgs()
+    base = {"question": question, "org": org, "method": "compare", "orgs": list(orgs)}
+    refused = _check_orgs(store, orgs, question, org)
+    if refused is not None:
+        return refused
+    if not orgs:
+        return _offline({**base, "method": "not_found", "summary": "There is no org with a graph snapshot to compare."},
+                        "not_found")
+    home = org if org in orgs else orgs[0]
+    res = resolve_component(store, home, intent.phrase or "")
+    for other in (o for o in orgs if o != home):
+        if res.key is not None:
+            break
+        found = resolve_component(store, other, intent.phrase or "")
+        if found.key is not None:
+            home, res = other, found
+    if res.key is None:
+        phrase = _strip_phrase(intent.phrase or "")[0]
+        facts = {**base, "method": "not_found",
+                 "summary": f"I found no component matching '{phrase}' in org(s) {', '.join(f'`{o}`' for o in orgs)}.",
+                 "sections": ([{"title": "Candidates", "items": [{"key": k} for k in res.candidates]}]
+                              if res.candidates else [])}
+        return _offline(facts, "not_found")
+    key = res.key
+    cmp_ = queries.compare_component(store, orgs, key)
+    present, missing = cmp_.present_in, cmp_.missing_in
+    summary = (f"`{key}` is defined in {len(present)} of {len(orgs)} org(s) ({', '.join(present)})"
+               + (f"; missing in {', '.join(missing)}" if missing else "") + ".")
+    if len(present) > 1:
+        summary += (" It differs in: " + ", ".join(cmp_.differences) + "." if cmp_.differences
+                    else " It is identical where present.")
+    items = []
+    for o, p in cmp_.orgs.items():
+        detail = (f"{o}: present — api version {p.api_version or '-'}, status {p.status or '-'}, "
+                  f"{p.dependents} direct dependents, {p.impacted} impacted" if p.present else f"{o}: absent")
+        items.append({"detail": detail})
+    sections = [{"title": "Per org", "total": len(items), "items": items}]
+    if cmp_.differences:
+        sections.append({"title": "Differences", "total": len(cmp_.differences), "items": [
+            {"detail": f"{attr}: " + "; ".join(f"{o} = {v}" for o, v in vals.items())}
+            for attr, vals in list(cmp_.differences.items())[:MAX_SECTION]]})
+    facts = {**base, "summary": summary, "sections": sections, "subject": _subject(store, home, key),
+             "notes": [res.note] if res.note else []}
+    task = (f"Answer the question {question!r}: compare `{key}` across the Salesforce orgs {', '.join(orgs)} — "
+            "where it is present or missing and how it differs.")
+    w = writer.write(task, facts, _allowed_keys(facts))
+    return Answer(w.text, w.cited_keys, "compare", facts, w.source, key, list(w.rejected_citations),
+                  [*facts["notes"], *w.notes])
+
+
+def _answer(store: GraphStore, org: str, question: str, intent: Intent, writer: Writer) -> Answer:
     base = {"question": question, "org": org, "method": intent.method}
     nodes: list[Node] | None = None
 

@@ -7,6 +7,9 @@
 - :func:`unused`, :func:`cycles`, :func:`top_ranked` — whole-graph analytics.
 - :func:`compare_component` — one key across several orgs.
 - :func:`suggest` — "did you mean" for a key.
+- :class:`ScopedGraphStore` / :func:`scoped` — the access policy: a store that answers only for
+  the orgs the caller may see (:mod:`aicolleague_pipelines.lib.access`). The CLI and ``ask`` go
+  through it, so every query path passes the same single check.
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
+from aicolleague_pipelines.lib.access import AccessScope, current_scope
 from aicolleague_pipelines.lib.graph.index import STRUCTURAL_KINDS, GraphIndex
-from aicolleague_pipelines.lib.graph.model import Edge
-from aicolleague_pipelines.lib.graph.store import GraphStore, Hit, UnknownComponentError
+from aicolleague_pipelines.lib.graph.model import Edge, Node
+from aicolleague_pipelines.lib.graph.store import (
+    GraphStore,
+    GraphStoreError,
+    Hit,
+    SnapshotInfo,
+    UnknownComponentError,
+    UnknownOrgError,
+)
 
 DEFAULT_API_VERSION = "62.0"
 
@@ -250,6 +261,8 @@ def _short(v: Any) -> Any:
 
 def compare_component(store: GraphStore, orgs: Sequence[str], key: str) -> Comparison:
     """``key`` in each of ``orgs``: presence, attribute differences, dependents counts."""
+    if not orgs:
+        raise GraphStoreError(f"no org to compare {key!r} in: the store has no snapshot you can see")
     per: dict[str, OrgPresence] = {}
     attrs: dict[str, dict[str, Any]] = {}
     for org in orgs:
@@ -289,3 +302,85 @@ def compare_component(store: GraphStore, orgs: Sequence[str], key: str) -> Compa
         if len(set(types.values())) > 1:
             diffs["type"] = types
     return Comparison(key, per, diffs)
+
+
+# --- access scope -----------------------------------------------------------------------
+class ScopedGraphStore(GraphStore):
+    """A :class:`GraphStore` answering only for the orgs of one :class:`AccessScope`.
+
+    Every method that takes an org checks it before the wrapped store is touched
+    (:class:`~aicolleague_pipelines.lib.access.AccessDenied`, worded the same whether the org
+    exists or not); :meth:`orgs` lists only orgs in scope, so cross-org views built on it
+    (:func:`compare_component`, ``ask``'s comparisons) never see another org; an in-scope org
+    without a snapshot is reported with suggestions drawn from in-scope orgs only. Nothing
+    else of the wrapped store is reachable through it.
+    """
+
+    def __init__(self, inner: GraphStore, scope: AccessScope) -> None:
+        self._inner = inner
+        self.scope = scope
+
+    def _call(self, fn: Any, org: str, *args: Any, **kwargs: Any) -> Any:
+        self.scope.check(org)
+        try:
+            return fn(org, *args, **kwargs)
+        except UnknownOrgError:
+            raise self._unknown_org(org) from None
+
+    def _unknown_org(self, org: str) -> UnknownOrgError:
+        import difflib
+
+        known = self.orgs()
+        sugg = difflib.get_close_matches(org, known, n=3, cutoff=0.5)
+        hint = (f" — did you mean: {', '.join(sugg)}?" if sugg
+                else f" (orgs in your scope: {', '.join(known)})" if known
+                else " (no org in your scope has a snapshot yet)")
+        err = UnknownOrgError(f"no graph snapshot for org {org!r}{hint}")
+        err.org = org  # type: ignore[attr-defined]
+        err.suggestions = sugg  # type: ignore[attr-defined]
+        return err
+
+    def load_snapshot(self, org: str, nodes: Iterable[Node], edges: Iterable[Edge],
+                      meta: dict[str, Any] | None = None, keep: int = 10) -> SnapshotInfo:
+        return self._call(self._inner.load_snapshot, org, nodes, edges, meta=meta, keep=keep)
+
+    def orgs(self) -> list[str]:
+        return self.scope.filter(self._inner.orgs())
+
+    def snapshots(self, org: str) -> list[SnapshotInfo]:
+        return self._call(self._inner.snapshots, org)
+
+    def nodes(self, org: str, version: int | None = None) -> list[Node]:
+        return self._call(self._inner.nodes, org, version)
+
+    def edges(self, org: str, version: int | None = None) -> list[Edge]:
+        return self._call(self._inner.edges, org, version)
+
+    def node(self, org: str, key: str, version: int | None = None) -> Node | None:
+        return self._call(self._inner.node, org, key, version)
+
+    def where_used(self, org: str, key: str) -> list[Edge]:
+        return self._call(self._inner.where_used, org, key)
+
+    def impact(self, org: str, key: str, depth: int | None = None) -> list[Hit]:
+        return self._call(self._inner.impact, org, key, depth)
+
+    def dependencies(self, org: str, key: str, depth: int | None = None) -> list[Hit]:
+        return self._call(self._inner.dependencies, org, key, depth)
+
+    def graph_index(self, org: str, version: int | None = None) -> GraphIndex:
+        return self._call(self._inner.graph_index, org, version)
+
+    def suggest(self, org: str, key: str, n: int = 5) -> list[str]:
+        return self._call(self._inner.suggest, org, key, n=n)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def scoped(store: GraphStore, scope: AccessScope | None = None) -> GraphStore:
+    """``store`` limited to ``scope`` (default: the caller's, from the environment — which
+    raises :class:`~aicolleague_pipelines.lib.access.AccessPolicyError` for a bad policy).
+    Without a policy the store itself is returned."""
+    scope = current_scope() if scope is None else scope
+    return store if scope.unrestricted else ScopedGraphStore(store, scope)
