@@ -286,3 +286,34 @@ def test_dependency_mode_bulk_and_auto_fallback(fake_salesforce_env, monkeypatch
     assert len(notes2) == 1 and "fell back" in notes2[0].message
     rows3, _ = extract_dependencies(dataclasses.replace(org, dependency_mode="off"), inventory)
     assert rows3 == []
+
+
+def test_classification_and_shield_encryption_read_live(monkeypatch) -> None:
+    """The SFDX fixture with a Shield-encrypted, classified field served by the fake and read live:
+    compliance group, sensitivity level, ``encrypted`` (describe) and the encryption scheme (the
+    field's Tooling ``Metadata``) all reach the inventory and the graph node, as from SFDX."""
+    from pathlib import Path
+
+    from aicolleague_pipelines.lib.graph.build import node_for
+    from aicolleague_pipelines.lib.salesforce.client import RetryPolicy, SalesforceClient
+    from aicolleague_pipelines_tests.fakes.salesforce import FakeSalesforce, demo_org
+
+    org, sfdx = demo_org(Path(__file__).parent / "fixtures" / "sfdx" / "multi_pkg", "multi")
+    with FakeSalesforce(org) as fake:
+        for var, value in fake.env_for("client_credentials").items():
+            monkeypatch.setenv(var, value)
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        config = fake.org_config("client_credentials", name="multi")
+        client = SalesforceClient(config, retry=RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01))
+        live = extract_live_inventory(client, config)
+        client.close()
+    keep = ("encrypted", "encryption_scheme", "compliance_group", "security_classification")
+    key = "CustomField:Invoice__c.Tax_Id__c"
+    got = {k: live.by_key()[key].attributes.get(k) for k in keep}
+    assert got == {k: sfdx.by_key()[key].attributes.get(k) for k in keep} == {
+        "encrypted": True, "encryption_scheme": "ProbabilisticEncryption", "compliance_group": "PII;GDPR",
+        "security_classification": "Restricted"}
+    node = node_for(live.by_key()[key]).attrs
+    assert node["encrypted"] is True and node["encryption_scheme"] == "ProbabilisticEncryption"
+    assert node["compliance_group"] == "PII;GDPR" and node["security_classification"] == "Restricted"
+    assert not any(c.attributes.get("encryption_scheme") for c in live.components if c.key != key)

@@ -2071,6 +2071,7 @@ def org_from_inventory(
                     "summarizedField": a.get("summarized_field"), "summaryForeignKey": a.get("summary_foreign_key"),
                     "summaryOperation": a.get("summary_operation"),
                     "summaryFilterItems": a.get("summary_filter_items"),
+                    "encryptionScheme": a.get("encryption_scheme"),
                     "valueSet": {"valueSetName": a["value_set"], "restricted": True} if a.get("value_set") else None}),
                     "summaryFilterItems")}, mod_by=dev))
     for api, info in objects.items():

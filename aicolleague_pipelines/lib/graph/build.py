@@ -136,6 +136,11 @@ def node_for(component: Component) -> Node:
         value = component.attributes.get(name)
         if value not in (None, "", [], {}):
             attrs[name] = value
+    if component.attributes.get("encrypted") is True:  # only when set: "False" on every field is noise
+        attrs["encrypted"] = True
+        scheme = component.attributes.get("encryption_scheme")
+        if scheme and scheme != "None":
+            attrs["encryption_scheme"] = scheme
     attrs["has_description"] = component.has_description
     return Node(key=component.key, type=component.type, name=component.full_name, attrs=attrs)
 

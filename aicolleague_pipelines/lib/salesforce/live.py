@@ -100,8 +100,30 @@ def _common(rec: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
+#: SOQL's quoted-string escapes (a raw line break inside quotes is an error, so it is escaped too).
+_SOQL_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                 "\b": "\\b", "\f": "\\f"}
+#: An API name that may stand in SOQL text unquoted (object, field, column): letters, digits,
+#: underscores, starting with a letter — ``ns__Rate__mdt``, ``PermissionsViewAllData``.
+_SOQL_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}")
+
+
+def soql_quote(value: str) -> str:
+    """``value`` as a SOQL string literal, quotes included, every reserved character escaped.
+
+    Names from the org (object and field names, ids) only ever reach SOQL through this or
+    :func:`is_soql_identifier`; a quote, backslash or line break in a name stays data.
+    """
+    return "'" + "".join(_SOQL_ESCAPES.get(ch, ch) for ch in str(value)) + "'"
+
+
+def is_soql_identifier(name: str) -> bool:
+    """Whether ``name`` can be written into SOQL unquoted (identifiers cannot be parameters)."""
+    return isinstance(name, str) and _SOQL_IDENTIFIER.fullmatch(name) is not None
+
+
 def _soql_list(values: Iterable[str]) -> str:
-    return ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+    return ", ".join(soql_quote(v) for v in values)
 
 
 @dataclass
@@ -318,21 +340,27 @@ def _fields(ctx: _Ctx, describe: bool) -> None:
 
 
 def _field_metadata(ctx: _Ctx, fdefs: dict[str, dict[str, Any]], custom: dict[str, dict[str, Any]]) -> None:
-    """What describe lacks — roll-up summary definitions and the global value set a picklist
-    uses — from the ``Metadata`` of those custom fields (FieldDefinition ``DataType``
-    ``Roll-Up Summary (…)`` / ``Picklist…``), one composite subrequest each (25 per request)."""
-    rollups = {str(custom[k]["Id"]): k for k, fd in fdefs.items()
-               if k in custom and str(fd.get("DataType") or "").startswith(("Roll-Up Summary", "Picklist"))}
-    if not rollups:
+    """What describe lacks — roll-up summary definitions, the global value set a picklist uses
+    and the Shield Platform Encryption scheme of an encrypted field — from the ``Metadata`` of
+    those custom fields (FieldDefinition ``DataType`` ``Roll-Up Summary (…)`` / ``Picklist…``,
+    or describe ``encrypted`` on a field that is not Classic Encrypted Text), one composite
+    subrequest each (25 per request)."""
+    fields = {c.full_name: c for c in ctx.inv.components if c.type == "CustomField" and c.full_name in custom}
+    wanted = {str(custom[k]["Id"]): k for k, fd in fdefs.items()
+              if k in custom and str(fd.get("DataType") or "").startswith(("Roll-Up Summary", "Picklist"))}
+    wanted.update({str(custom[k]["Id"]): k for k, c in fields.items()
+                   if c.attributes.get("encrypted") and c.attributes.get("data_type") != "encryptedstring"})
+    if not wanted:
         return
-    metadata = _fetch_metadata(ctx, "CustomField", sorted(rollups))
-    comps = {c.full_name: c for c in ctx.inv.components if c.type == "CustomField" and c.full_name in
-             set(rollups.values())}
+    metadata = _fetch_metadata(ctx, "CustomField", sorted(wanted))
+    comps = {k: c for k, c in fields.items() if k in set(wanted.values())}
     for fid, md in metadata.items():
-        comp = comps.get(rollups[fid])
+        comp = comps.get(wanted[fid])
         if comp is None or not isinstance(md, dict):
             continue
         a = comp.attributes
+        if md.get("encryptionScheme") and md["encryptionScheme"] != "None":
+            a["encryption_scheme"] = md["encryptionScheme"]
         vs = md.get("valueSet")
         if isinstance(vs, dict) and vs.get("valueSetName"):
             a["value_set"] = vs["valueSetName"]
@@ -384,7 +412,9 @@ def _field_component(ctx: _Ctx, full: str, d: dict[str, Any] | None, fd: dict[st
             "required": not d.get("nillable", True) and d.get("createable", True) and
             not d.get("defaultedOnCreate", False),
             "unique": bool(d.get("unique")), "external_id": bool(d.get("externalId")),
-            "encrypted": bool(d.get("encrypted")), "default_value": _default_value(d),
+            # describe flags Shield-encrypted fields; Classic encryption is its own type.
+            "encrypted": bool(d.get("encrypted")) or d.get("type") == "encryptedstring",
+            "default_value": _default_value(d),
             "length": d.get("length") or None,
         })
         attrs = {k: v for k, v in attrs.items() if v not in (None, [], "")} | {"custom": attrs["custom"]}
@@ -683,7 +713,18 @@ def _custom_metadata_records(ctx: _Ctx) -> None:
                 fields_of[obj].append(c.full_name.partition(".")[2])
     failed: list[str] = []
     for t in types:
-        fields = sorted(set(fields_of[t]))
+        # The type and its fields are written into the SOQL text (names cannot be parameters):
+        # anything but a plain API name is refused, never interpolated.
+        odd = [n for n in [t, *fields_of[t]] if not is_soql_identifier(n)]
+        if not is_soql_identifier(t):
+            ctx.finding(f"rest:{t}", f"custom metadata type {t!r} has a name that is not a valid API name; "
+                        "its records were not read", "check the type's API name in Setup", "warning")
+            continue
+        if odd:
+            ctx.finding(f"rest:{t}", f"fields {', '.join(repr(n) for n in odd)} of {t} have names that are not "
+                        "valid API names; their values were not read", "check the fields' API names in Setup",
+                        "warning")
+        fields = sorted(set(fields_of[t]) - set(odd))
         try:
             rows = ctx.client.query_all(
                 f"SELECT Id, DeveloperName, MasterLabel, NamespacePrefix{''.join(', ' + f for f in fields)} FROM {t}",
@@ -840,7 +881,8 @@ def _user_permission_columns(ctx: _Ctx) -> list[str]:
                     "permission sets and profiles are listed without their user permissions", "warning")
         return []
     return sorted(str(f["name"]) for f in fields
-                  if str(f.get("name", "")).startswith("Permissions") and f.get("type") == "boolean")
+                  if str(f.get("name", "")).startswith("Permissions") and f.get("type") == "boolean"
+                  and is_soql_identifier(str(f["name"])))  # written into the SOQL text: plain names only
 
 
 def _user_permissions(ctx: _Ctx, by_ps: dict[str, Component], rows: list[dict[str, Any]], cols: list[str]) -> None:
