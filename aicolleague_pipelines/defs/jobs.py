@@ -3,7 +3,7 @@
 import dagster as dg
 
 #: Unpartitioned assets that look across every org (run after the per-org refreshes).
-CROSS_ORG_ASSETS = ("dependency_graph", "triage_overview", "insight_overview")
+CROSS_ORG_ASSETS = ("dependency_graph", "triage_overview", "insight_overview", "governance_overview")
 
 #: Everything partitioned by org: extraction, the org's graph snapshot, then the agents.
 org_refresh_job = dg.define_asset_job(
