@@ -170,6 +170,9 @@ def format_results(results: list[OrgRunResult], home: Path) -> str:
         insight = r.materialized.get("insight_report")
         if insight:
             parts.append(f"health {insight.get('health_score'):.0f}/100")
+        governance = r.materialized.get("governance_report")
+        if governance:
+            parts.append(f"governance {governance.get('overall_score'):.0f}/100")
         monitor = r.materialized.get("monitor_changes")
         if monitor and not monitor.get("baseline"):
             parts.append(

@@ -346,3 +346,11 @@ def test_governance_assets_in_dagster(tmp_path: Path) -> None:
         assert set(overview["overall"].value) == {"acme-prod", "globex-prod"}
         assert overview["classification_drift"].value >= 2
         assert (home / "reports" / "governance_overview.md").is_file()
+
+
+def test_make_demo_summary_line_shows_the_governance_score(tmp_path: Path) -> None:
+    from aicolleague_pipelines.runner import OrgRunResult, format_results
+
+    r = OrgRunResult("acme-prod", True, "run-1", 1.0,
+                     materialized={"governance_report": {"overall_score": 44.12}})
+    assert "governance 44/100" in format_results([r], tmp_path)
