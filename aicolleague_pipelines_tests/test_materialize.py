@@ -48,7 +48,7 @@ def test_every_demo_org_materializes_every_asset() -> None:
             assert materialized == {"sf_inventory", "sf_dependencies", "sf_audit_trail", "org_graph",
                                     "triage_findings", "monitor_changes", "finding_tickets",
                                     "insight_report", "fix_plans", "documentation",
-                                    "knowledge_base", "graph_answers"}
+                                    "knowledge_base", "graph_answers", "governance_report"}
             assert _check_results(result) == {
                 "inventory_not_empty": True,
                 "no_duplicate_keys": True,
