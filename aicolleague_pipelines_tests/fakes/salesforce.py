@@ -724,9 +724,31 @@ def _tokenize(soql: str) -> list[str]:
     return out
 
 
+#: SOQL's quoted-string escapes; any other backslash sequence is an error, as in Salesforce
+#: (``\_`` / ``\%`` become plain ``_`` / ``%``: this fake's LIKE does not tell them apart).
+_SOQL_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\",
+                  "_": "_", "%": "%"}
+
+
+def _unescape(body: str) -> str:
+    if "\n" in body or "\r" in body:
+        raise SoqlError("MALFORMED_QUERY", "line break not allowed in a quoted string")
+
+    def one(m: re.Match) -> str:
+        c = m.group(1)
+        if c[0] in "uU" and len(c) == 5:
+            return chr(int(c[1:], 16))
+        key = c.lower() if c in "NRTBF" else c
+        if key in _SOQL_UNESCAPE:
+            return _SOQL_UNESCAPE[key]
+        raise SoqlError("MALFORMED_QUERY", f"Invalid string literal: unknown escape sequence \\{c}")
+
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", one, body)
+
+
 def _literal(tok: str) -> Any:
     if tok.startswith("'"):
-        return re.sub(r"\\(.)", r"\1", tok[1:-1])
+        return _unescape(tok[1:-1])
     low = tok.lower()
     if low in ("true", "false"):
         return low == "true"

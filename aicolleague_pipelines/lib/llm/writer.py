@@ -109,11 +109,21 @@ def mentioned_keys(text: str, allowed_keys: set[str] = frozenset()) -> list[str]
     """Component keys a text mentions, in order: every ```Type:Name``` in backticks, and bare
     ``Type:Name`` tokens of known types (a bare token that is the start of an allowed key with
     spaces in its name — ``Layout:Account-Account Layout`` — counts as that key)."""
-    found: list[str] = []
+    spans: list[tuple[int, str]] = []
+    # An allowed key with a backtick in its name is found verbatim first (and blanked out), so
+    # its own backticks cannot cut it short.
+    for key in sorted((k for k in allowed_keys if "`" in k), key=len, reverse=True):
+        quoted = f"`{key}`"
+        at = text.find(quoted)
+        while at >= 0:
+            spans.append((at, key))
+            text = text[:at] + " " * len(quoted) + text[at + len(quoted):]
+            at = text.find(quoted, at + len(quoted))
     for m in _BACKTICKED.finditer(text):
         inner = m.group(1).strip()
         if _KEY_SHAPE.match(inner):
-            found.append(inner)
+            spans.append((m.start(), inner))
+    found = [k for _, k in sorted(spans, key=lambda s: s[0])]
     types = KNOWN_TYPES | {k.partition(":")[0] for k in allowed_keys}
     stripped = _BACKTICKED.sub(" ", text)
     for m in _BARE.finditer(stripped):

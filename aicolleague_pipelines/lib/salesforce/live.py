@@ -308,7 +308,10 @@ def _fields(ctx: _Ctx, describe: bool) -> None:
     described: set[str] = set()
     for obj in entities:
         dfields: list[dict[str, Any]] = []
-        if describe:
+        if describe and not is_soql_identifier(obj):  # it would be part of the describe URL
+            ctx.finding(f"describe:{obj}", f"object {obj!r} has a name that is not a valid API name; not described",
+                        "its fields come from FieldDefinition only", "warning")
+        elif describe:
             try:
                 dfields = ctx.client.describe(obj).get("fields", [])
                 described.add(obj)
