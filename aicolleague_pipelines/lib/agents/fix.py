@@ -96,6 +96,7 @@ from aicolleague_pipelines.lib.graph.model import (
 )
 from aicolleague_pipelines.lib.graph.queries import DEFAULT_API_VERSION, DEPLOYABLE_TYPES, package_xml
 from aicolleague_pipelines.lib.graph.store import GraphStore, UnknownComponentError
+from aicolleague_pipelines.lib.safe_xml import XmlError, parse_xml_bytes
 
 ACTIONS = ("delete", "rename", "change_type", "deactivate", "edit")
 PLATFORM_PREFIXES = ("Metabase", "Warehouse", "Chargebee", "Intercom", "Api")
@@ -783,17 +784,47 @@ def _retrieve_rollback(plan: FixPlan, members: Mapping[str, list[str]], retrieve
         files = {k[len("unpackaged/"):]: v for k, v in files.items() if k.startswith("unpackaged/")}
     files.pop("package.xml", None)  # rollback/package.xml is the plan's own manifest (same members)
     used: set[str] = set()
+    malformed: dict[str, str] = {}  # file → what is wrong with it (the message names the file)
     for entry in plan.rollback:
         paths = _retrieved_paths(entry.key, files)
-        entry.files, entry.complete, entry.origin = paths, bool(paths), "retrieved"
+        for path in paths:
+            problem = malformed.get(path) or _malformed_metadata_xml(path, files[path])
+            if problem:
+                malformed[path] = problem
+        # A file cut short or mangled on the way cannot be deployed back: not a rollback copy.
+        entry.files, entry.origin = paths, "retrieved"
+        entry.complete = bool(paths) and not any(p in malformed for p in paths)
         used.update(paths)
     plan.rollback_files = {k: v for k, v in sorted(files.items()) if k in used}
     plan.rollback_format = "metadata"
     missing = [r.key for r in plan.rollback if not r.complete]
+    if malformed:
+        log.warning("org %s: retrieved rollback files that are not well-formed XML: %s", plan.org,
+                    ", ".join(sorted(malformed)))
+        return False, ("rollback bundle incomplete: retrieved files that are not well-formed XML ("
+                       + "; ".join(v for _, v in sorted(malformed.items())) + ") for "
+                       + ", ".join(missing) + "; " + manual)
     if missing:
         return False, ("rollback bundle incomplete: the org's retrieve did not return " + ", ".join(missing)
                        + "; " + manual)
     return True, None
+
+
+#: Metadata API folders whose files are not XML documents (sources, bodies, binaries).
+_NON_XML_SUFFIXES = {"cls", "trigger", "page", "component", "resource", "email"}
+_XML_FOLDERS = {folder: suffix for folder, suffix in _MDAPI_FILES.values() if suffix not in _NON_XML_SUFFIXES}
+
+
+def _malformed_metadata_xml(path: str, blob: bytes) -> str | None:
+    """What is wrong with a retrieved metadata XML file (None when it parses, or is not XML)."""
+    folder, _, name = path.partition("/")
+    if not (path.endswith(".xml") or (folder in _XML_FOLDERS and name.endswith("." + _XML_FOLDERS[folder]))):
+        return None
+    try:
+        parse_xml_bytes(blob, source=path, max_bytes=None)
+    except XmlError as exc:
+        return str(exc)
+    return None
 
 
 # --- planning ----------------------------------------------------------------------------

@@ -10,8 +10,9 @@ Guarantees:
   or :attr:`SalesforceClient.stats`; every message is scrubbed of known secret values.
 - ``INVALID_SESSION_ID`` → one re-authentication and the call is retried (with a static
   access token: a clear :class:`SalesforceAuthError` naming the environment variable).
-- ``REQUEST_LIMIT_EXCEEDED`` (403), HTTP 429, 5xx, connection errors and timeouts are retried
-  with exponential backoff and jitter, a bounded number of times.
+- ``REQUEST_LIMIT_EXCEEDED`` (403), HTTP 429, 5xx, connection errors, timeouts and answers cut
+  short or not valid JSON are retried with exponential backoff and jitter, a bounded number
+  of times.
 - :attr:`stats`: ``api_calls`` (every HTTP request, token requests included), ``auth_calls``,
   ``retries``, ``reauths``, ``api_usage`` (latest ``Sforce-Limit-Info`` value, ``"18/5000"``).
 - :meth:`retrieve_metadata`: a Metadata API (SOAP) retrieve through simple-salesforce's
@@ -26,6 +27,7 @@ import base64
 import binascii
 import csv
 import io
+import json
 import logging
 import random
 import re
@@ -343,6 +345,12 @@ class SalesforceClient:
             except requests.ConnectionError:
                 problem = f"cannot connect to {self.instance_url}"
                 hint = "check instance_url in orgs.yaml, the network/proxy, and that the org is up"
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+                    requests.exceptions.JSONDecodeError, json.JSONDecodeError) as exc:
+                # A body cut short or mangled on the way (these are OSErrors to requests, so
+                # they must be caught before the ca_bundle branch): transient, like a reset.
+                problem = f"the answer was cut short or is not valid JSON ({type(exc).__name__})"
+                hint = "the connection or a proxy truncated Salesforce's answers; retry later"
             except OSError as exc:  # e.g. an unreadable ca_bundle file
                 raise SalesforceUnavailableError(self.org.name, what, self.redact(f"{type(exc).__name__}: {exc}"),
                                                  "check ca_bundle in orgs.yaml") from None
