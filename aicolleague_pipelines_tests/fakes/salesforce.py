@@ -950,7 +950,10 @@ class Faults:
     retrieve_zip: bytes | None = None
 
     def fail(self, kind: str | int, times: int = 1, path_contains: str | None = None) -> None:
-        """Queue ``times`` failures of ``kind`` ("REQUEST_LIMIT_EXCEEDED", 429, 503, 500)."""
+        """Queue ``times`` failures of ``kind``: "REQUEST_LIMIT_EXCEEDED", 429, 500, 502, 503;
+        "reset" (the connection is closed without an answer); "truncated_json" (a 200 whose
+        JSON body is cut in half, Content-Length matching the cut body); "cut_body" (a 200
+        announcing the whole body, of which half is sent before the connection is closed)."""
         self.queued.append({"kind": kind, "times": times, "path_contains": path_contains})
 
     def slow(self, seconds: float, times: int | None = 1, path_contains: str | None = None) -> None:
@@ -960,6 +963,19 @@ class Faults:
 # --------------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------------
+class _DropConnection(Exception):
+    """Raised while handling a request: close the connection without answering."""
+
+
+@dataclass
+class _Mangled:
+    """A response body sent as is (JSON content type); ``declared``: the Content-Length to
+    announce instead (larger than ``data``: the connection is closed after ``data``)."""
+
+    data: bytes
+    declared: int | None = None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -1100,11 +1116,7 @@ class FakeSalesforce:
             self.requests.append(rec)
             faults = self.faults
             if faults.down:
-                h.close_connection = True
-                try:
-                    h.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                h.drop()
                 return
             delay = 0.0
             if faults.delay_s and (faults.delay_path_contains is None or faults.delay_path_contains in h.path):
@@ -1116,6 +1128,10 @@ class FakeSalesforce:
             time.sleep(delay)
         try:
             status, headers, body = self._dispatch(h, method, split.path, query, raw, rec)
+        except _DropConnection:
+            rec.status = 0
+            h.drop()
+            return
         except SoqlError as exc:
             status, headers, body = exc.status, {}, _err(exc.code, exc.message)
         except Exception as exc:  # a bug in the fake: make it visible
@@ -1157,6 +1173,8 @@ class FakeSalesforce:
         if not self._authorized(h):
             return 401, {}, _err("INVALID_SESSION_ID", "Session expired or invalid")
         kind = self._queued_fault(path)
+        if kind == "reset":
+            raise _DropConnection
         if kind == "REQUEST_LIMIT_EXCEEDED":
             return 403, {}, _err("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         if kind in (429, 500, 502, 503):
@@ -1176,6 +1194,9 @@ class FakeSalesforce:
             rec.body = body_json
         status, extra, body = self._route(method, path, query, body_json, rec)
         headers.update(extra)
+        if kind in ("truncated_json", "cut_body") and status == 200:
+            data = json.dumps(body).encode()
+            body = _Mangled(data[: len(data) // 2], len(data) if kind == "cut_body" else None)
         return status, headers, body
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any,
@@ -1769,7 +1790,27 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self.server_fake.handle(self, "DELETE")
 
+    def drop(self) -> None:
+        """Close the connection without (the rest of) an answer."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def respond(self, status: int, headers: dict[str, str], body: Any) -> None:
+        if isinstance(body, _Mangled):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(body.declared or len(body.data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body.data)
+            if body.declared:
+                self.wfile.flush()
+                self.drop()
+            return
         if isinstance(body, (bytes, bytearray)):
             data = bytes(body)
             ctype = headers.pop("Content-Type", "application/octet-stream")
