@@ -200,6 +200,37 @@ class DuckDBGraphStore(GraphStore):
             for table in ("edges", "nodes", "snapshots"):
                 self._con.execute(f"DELETE FROM {table} WHERE org = ? AND version <= ?", [org, cutoff])
 
+    def _insert_frame(self, name: str, df: pd.DataFrame, sql: str, params: Sequence[Any]) -> None:
+        """``sql`` over ``df`` registered as view ``name``. When the insert fails (a full disk),
+        the transaction is aborted and unregistering would raise "transaction is aborted",
+        hiding the real cause: so that error is not raised."""
+        con = self._con
+        con.register(name, df)
+        try:
+            con.execute(sql, list(params))
+        except BaseException:
+            try:
+                con.unregister(name)
+            except duckdb.Error:
+                pass
+            raise
+        con.unregister(name)
+
+    def _abandon_load(self, org: str, exc: BaseException) -> None:
+        """Roll back a failed snapshot write; a DuckDB error (disk full, no write permission, a
+        failed commit) is raised as a GraphStoreError naming the org, the file and what to do.
+        The previous snapshot stays current either way."""
+        try:
+            self._con.rollback()
+        except duckdb.Error:
+            pass  # a failed commit has already ended the transaction
+        if isinstance(exc, duckdb.Error):
+            raise GraphStoreError(
+                f"org {org!r}: writing a new graph snapshot to {self.path} failed "
+                f"({type(exc).__name__}: {exc}) — the previous snapshot stays current; check the "
+                "free disk space and write permission there, then rerun the refresh"
+            ) from exc
+
     def _publish(self, org: str, version: int, idx: GraphIndex | None) -> None:
         for k in [k for k in self._indexes if k[0] == org]:
             del self._indexes[k]
@@ -258,15 +289,12 @@ class DuckDBGraphStore(GraphStore):
                             "attrs": _obj(cols["attrs"]),
                         }
                     )
-                    con.register("_aic_nodes_df", df)
-                    try:
-                        con.execute(
-                            "INSERT INTO nodes SELECT ?, ?, nid, key::VARCHAR, type::VARCHAR, "
-                            "name::VARCHAR, external, attrs::VARCHAR FROM _aic_nodes_df",
-                            [org, version],
-                        )
-                    finally:
-                        con.unregister("_aic_nodes_df")
+                    self._insert_frame(
+                        "_aic_nodes_df", df,
+                        "INSERT INTO nodes SELECT ?, ?, nid, key::VARCHAR, type::VARCHAR, "
+                        "name::VARCHAR, external, attrs::VARCHAR FROM _aic_nodes_df",
+                        [org, version],
+                    )
                     start += k
                     cols = {c: [] for c in cols}
 
@@ -326,22 +354,19 @@ class DuckDBGraphStore(GraphStore):
                             "dynamic": dyn_a[sel],
                         }
                     )
-                    con.register("_aic_edges_df", df)
-                    try:
-                        con.execute(
-                            "INSERT INTO edges SELECT ?, ?, eid, src, dst, kind::VARCHAR, evidence::VARCHAR, "
-                            "access::VARCHAR, dynamic, detail::VARCHAR FROM _aic_edges_df",
-                            [org, version],
-                        )
-                    finally:
-                        con.unregister("_aic_edges_df")
+                    self._insert_frame(
+                        "_aic_edges_df", df,
+                        "INSERT INTO edges SELECT ?, ?, eid, src, dst, kind::VARCHAR, evidence::VARCHAR, "
+                        "access::VARCHAR, dynamic, detail::VARCHAR FROM _aic_edges_df",
+                        [org, version],
+                    )
                 kinds_sorted = [ecols["kind"][i] for i in order.tolist()]
                 kind_names = sorted(set(EDGE_KINDS) | set(kinds_sorted))
                 kmap = {k: i for i, k in enumerate(kind_names)}
                 self._finish_snapshot(org, version, len(keys), e, keep)
                 con.commit()
-            except BaseException:
-                con.rollback()
+            except BaseException as exc:
+                self._abandon_load(org, exc)
                 raise
             idx = GraphIndex(
                 np.asarray(keys, dtype=object),
@@ -423,15 +448,12 @@ class DuckDBGraphStore(GraphStore):
                             "external": ext[lo:hi],
                         }
                     )
-                    con.register("_aic_nodes_df", ndf)
-                    try:
-                        con.execute(
-                            "INSERT INTO nodes SELECT ?, ?, nid, key::VARCHAR, type::VARCHAR, "
-                            "substr(key::VARCHAR, strpos(key::VARCHAR, ':') + 1), external, NULL FROM _aic_nodes_df",
-                            [org, version],
-                        )
-                    finally:
-                        con.unregister("_aic_nodes_df")
+                    self._insert_frame(
+                        "_aic_nodes_df", ndf,
+                        "INSERT INTO nodes SELECT ?, ?, nid, key::VARCHAR, type::VARCHAR, "
+                        "substr(key::VARCHAR, strpos(key::VARCHAR, ':') + 1), external, NULL FROM _aic_nodes_df",
+                        [org, version],
+                    )
                 for lo in range(0, e, 10_000_000):
                     hi = min(e, lo + 10_000_000)
                     edf = pd.DataFrame(
@@ -442,19 +464,16 @@ class DuckDBGraphStore(GraphStore):
                             "kind": pd.Categorical.from_codes(idx.kind_codes[lo:hi].astype(np.int32), categories=knames),
                         }
                     )
-                    con.register("_aic_edges_df", edf)
-                    try:
-                        con.execute(
-                            "INSERT INTO edges SELECT ?, ?, eid, src, dst, kind::VARCHAR, ?, NULL, false, NULL "
-                            "FROM _aic_edges_df",
-                            [org, version, evidence],
-                        )
-                    finally:
-                        con.unregister("_aic_edges_df")
+                    self._insert_frame(
+                        "_aic_edges_df", edf,
+                        "INSERT INTO edges SELECT ?, ?, eid, src, dst, kind::VARCHAR, ?, NULL, false, NULL "
+                        "FROM _aic_edges_df",
+                        [org, version, evidence],
+                    )
                 self._finish_snapshot(org, version, n, e, keep)
                 con.commit()
-            except BaseException:
-                con.rollback()
+            except BaseException as exc:
+                self._abandon_load(org, exc)
                 raise
             self._publish(org, version, idx)
             return self._info(org, version)

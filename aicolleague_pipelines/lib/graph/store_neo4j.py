@@ -480,8 +480,10 @@ class Neo4jGraphStore(GraphStore):
         except BaseException as exc:
             self._abandon(org, version, exc)
             if isinstance(exc, (Neo4jError, DriverError)):
-                raise self._wrap(
-                    exc, org, f"loading snapshot v{version} (the previous snapshot stays current)"
+                raise GraphStoreError(
+                    f"{self._wrap(exc, org, f'loading snapshot v{version}')} — the previous "
+                    "snapshot stays current; rerun the refresh (if it keeps failing, check that "
+                    f"Neo4j is up and reachable at {ENV_URI})"
                 ) from exc
             raise
         log.info(
