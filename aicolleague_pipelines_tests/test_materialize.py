@@ -146,8 +146,11 @@ def test_runs_on_a_postgres_backed_instance(postgres_url: str) -> None:
     overrides = {"storage": {"postgres": {"postgres_url": dagster_url}}}
     with dg.instance_for_test(overrides=overrides) as instance:
         instance.add_dynamic_partitions(ORG_PARTITIONS_NAME, DEMO_ORGS[:2])
+        materialized = 0
         for org in DEMO_ORGS[:2]:
-            assert _run_org(instance, org).success
+            result = _run_org(instance, org)
+            assert result.success
+            materialized += len(result.get_asset_materialization_events())
         assert set(instance.get_dynamic_partitions(ORG_PARTITIONS_NAME)) == set(DEMO_ORGS[:2])
     # The runs and materializations are really in PostgreSQL, not in a SQLite side file.
     with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
@@ -156,7 +159,8 @@ def test_runs_on_a_postgres_backed_instance(postgres_url: str) -> None:
         cur.execute(
             "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
         )
-        assert cur.fetchone()[0] == 24  # 12 assets × 2 orgs
+        # every asset of both runs (test_every_demo_org_materializes_every_asset names them)
+        assert cur.fetchone()[0] == materialized >= 24
 
 
 def _all_text_under(root: Path) -> bytes:
