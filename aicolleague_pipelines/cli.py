@@ -6,6 +6,7 @@
     aicolleague graph scan PATH --org N  scan an SFDX project: one JSON object per edge
     aicolleague impact|deps|where-used|boundary --org N KEY   query the graph store
     aicolleague ask --org N "which flows write Opportunity.Amount?"
+    aicolleague audit [--org N] [--kind K] [--since 7d] [--json]   automated actions recorded
     aicolleague graph orgs               orgs with a graph snapshot you may see
 
 With $AICOLLEAGUE_ACCESS_POLICY set, every command shows only the orgs of the caller's scope
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aicolleague_pipelines.cli_graph import add_commands
 
     add_commands(sub)
+    from aicolleague_pipelines.cli_audit import add_commands as add_audit_commands
+
+    add_audit_commands(sub)
     return parser
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from aicolleague_pipelines.defs.governance import audit_for, audit_for_sensor
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.lib.agents.approvals import ApprovalLedger, approvals_from_file
+from aicolleague_pipelines.lib.audit import AuditLog
 from aicolleague_pipelines.lib.agents.fix import DELETE_RULES, PlannedChange, plan_change, plan_for_finding
 from aicolleague_pipelines.lib.agents.model import Finding
 from aicolleague_pipelines.lib.salesforce.model import OrgInventory
@@ -37,8 +39,9 @@ class FixPlansConfig(dg.Config):
     auto_limit: int = 3
 
 
-def ledger_for(home: Path) -> ApprovalLedger:
-    return ApprovalLedger(home / LEDGER_FILE)
+def ledger_for(home: Path, audit: AuditLog | None = None) -> ApprovalLedger:
+    """The approvals ledger of the data home; with ``audit``, plan events go to the audit log."""
+    return ApprovalLedger(home / LEDGER_FILE, audit=audit)
 
 
 @dg.asset(
@@ -68,7 +71,7 @@ def fix_plans(
     home = graph_store.data_home.root()
     project = org_cfg.path if org_cfg.source in ("sfdx", "demo") else None
     sources = {c.key: c.source for c in sf_inventory.components if c.source}
-    ledger = ledger_for(home)
+    ledger = ledger_for(home, audit_for(context, home))
     plans = []
     with contextlib.ExitStack() as stack:
         # Live orgs: the rollback bundle is retrieved through the Metadata API (a failed
@@ -134,7 +137,8 @@ def approvals_sensor(context: dg.SensorEvaluationContext, graph_store: GraphStor
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     if context.cursor == digest:
         return dg.SkipReason("approvals file unchanged")
-    result = approvals_from_file(path, ledger_for(home))
+    audit = audit_for_sensor(context, home, "approvals_sensor", f"file:{APPROVALS_FILE}")
+    result = approvals_from_file(path, ledger_for(home, audit))
     for err in result.errors:
         context.log.warning(f"approvals file: {err}")
     for d in result.applied:

@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from aicolleague_pipelines.defs.governance import audit_for
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.lib.agents.confluence import ConfluenceConfig, ConfluenceError, publish
 from aicolleague_pipelines.lib.agents.docs import build_docs_site
@@ -59,7 +60,8 @@ def documentation(
     if base_url and space:
         try:
             report = publish(site.markdown_pages(f"{org}: "), space, f"{org} documentation",
-                             ConfluenceConfig(base_url=base_url))
+                             ConfluenceConfig(base_url=base_url),
+                             audit=audit_for(context, graph_store.data_home.root()), org=org)
             published = report.to_dict()
             meta["confluence"] = dg.MetadataValue.json(
                 {k: published[k] for k in ("created", "updated", "unchanged") if k in published})

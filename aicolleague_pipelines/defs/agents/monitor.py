@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from aicolleague_pipelines.defs.governance import audit_for
 from aicolleague_pipelines.defs.graph.assets import org_graph
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.lib.agents.alerts import Alert, dispatch, sinks_from_config
@@ -96,7 +97,8 @@ def monitor_changes(
         if a.metric in series and a.index + a.points - 1 >= len(series[a.metric]) - 1
     ]
     alerts = [] if changes.baseline else alerts_for(org, changes, anomalies)
-    report = dispatch(alerts, alert_sinks_config()) if alerts else None
+    report = dispatch(alerts, alert_sinks_config(),
+                      audit=audit_for(context, graph_store.data_home.root())) if alerts else None
     if report is not None and not report.ok:
         context.log.warning(f"org {org}: some alerts were not delivered: {report.to_dict()}")
     result = {

@@ -152,12 +152,14 @@ def finding_tickets(
     triage_findings: list[Finding],
 ) -> dg.Output[dict]:
     from aicolleague_pipelines.defs.agents.monitor import load_alert_config
+    from aicolleague_pipelines.defs.governance import audit_for
     from aicolleague_pipelines.lib.agents.tickets import TicketConfig, route_findings
 
     org = context.partition_key
     cfg = TicketConfig.from_dict((load_alert_config() or {}).get("tickets"))
     ledger = graph_store.data_home.root() / "tickets" / f"{org}.json"
-    report = route_findings(triage_findings, cfg, ledger)
+    report = route_findings(triage_findings, cfg, ledger,
+                            audit=audit_for(context, graph_store.data_home.root()))
     if not report.ok:
         context.log.warning(f"org {org}: {report} — {report.failed[:5]} {report.ledger_errors}")
     return dg.Output(report.to_dict(), metadata={

@@ -44,6 +44,8 @@ from typing import Any
 
 import httpx
 
+from aicolleague_pipelines.lib.audit import AuditLog, append_line
+
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -242,10 +244,10 @@ class FileSink(Sink):
         line = json.dumps(alert.to_dict(), ensure_ascii=False, sort_keys=True, default=str)
         stats.attempts += 1
         try:
+            # One locked O_APPEND write per line: safe beside other run processes and beside
+            # data retention rewriting the file (same lock).
             with self._lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as fh:
-                    fh.write(line + "\n")
+                append_line(self.path, line)
         except OSError as exc:
             raise SinkError(f"cannot append to {self.path}: {exc.strerror or type(exc).__name__}") from None
 
@@ -473,8 +475,12 @@ def dispatch(
     sinks: Sequence[Sink] | Mapping[str, Any] | None = None,
     *,
     client: httpx.Client | None = None,
+    audit: AuditLog | None = None,
 ) -> DispatchReport:
-    """Send ``alerts`` to ``sinks`` (sink objects or a config, see :func:`sinks_from_config`)."""
+    """Send ``alerts`` to ``sinks`` (sink objects or a config, see :func:`sinks_from_config`).
+
+    With ``audit``, every delivery attempt (alert × sink) is recorded as an ``alert.send``
+    entry: ``ok`` or ``failed`` with the error (never the URL)."""
     if sinks is None or isinstance(sinks, Mapping) or (
         isinstance(sinks, Sequence) and sinks and isinstance(sinks[0], Mapping)
     ):
@@ -499,18 +505,23 @@ def dispatch(
                 res.failed = len(todo)
                 res.errors.append(redact(str(exc)))
                 log.warning("alerts: %s unusable: %s", sink.describe(), redact(str(exc)))
+                for alert in todo:
+                    _audit_send(audit, alert, sink, redact(str(exc)))
                 continue
             for alert in todo:
+                error = None
                 try:
                     sink.send(alert, http, res)
                 except SinkError as exc:
-                    res.failed += 1
-                    res.errors.append(redact(f"{alert.dedupe_key}: {exc}"))
+                    error = redact(str(exc))
                 except Exception as exc:  # never let one sink stop the others
-                    res.failed += 1
-                    res.errors.append(redact(f"{alert.dedupe_key}: unexpected {type(exc).__name__}"))
-                else:
+                    error = f"unexpected {type(exc).__name__}"
+                if error is None:
                     res.sent += 1
+                else:
+                    res.failed += 1
+                    res.errors.append(redact(f"{alert.dedupe_key}: {error}"))
+                _audit_send(audit, alert, sink, error)
             if res.failed:
                 log.warning("alerts: %s: %d sent, %d failed (%s)", sink.describe(), res.sent, res.failed,
                             redact("; ".join(res.errors[:3])))
@@ -520,3 +531,18 @@ def dispatch(
         if own:
             http.close()
     return report
+
+
+def _audit_send(audit: AuditLog | None, alert: Alert, sink: Sink, error: str | None) -> None:
+    """One ``alert.send`` audit entry: the alert's title and why (its text), the sink by name."""
+    if audit is None:
+        return
+    details = {"severity": alert.severity, **{k: v for k, v in alert.extra.items()
+                                              if isinstance(v, (str, int, float, bool))}}
+    if error:
+        details["error"] = error
+    audit.record(
+        "alert.send", f"{alert.severity} alert to {sink.type} sink {sink.name!r}: {alert.title}",
+        why=alert.text, outcome="failed" if error else "ok", org=alert.org,
+        target=f"{sink.type}:{sink.name}", ref=alert.dedupe_key, details=details,
+    )

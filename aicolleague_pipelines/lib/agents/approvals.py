@@ -30,6 +30,12 @@ wording of its reason) and is ``pending`` until someone approves it. The
 - :func:`ApprovalLedger.require_approved` raises :class:`NotApproved` unless the plan's latest
   decision is ``approved`` (and, when a digest is given and one was approved, the plan's
   content did not change since).
+- With an :class:`~aicolleague_pipelines.lib.audit.AuditLog`, the ledger is also the one place
+  that feeds the project's audit log for plans: a plan proposed (new, or its content changed:
+  ``plan.propose``), each decision once it is durably in the ledger (``plan.approve`` /
+  ``plan.reject``, with who, why and where it came from) and each gate check
+  (``plan.gate``: ``allowed`` or ``refused``). The ledger stays the plan state; the audit log is
+  the cross-cutting record with the run that acted.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from aicolleague_pipelines.lib.audit import AuditLog
 
 PENDING = "pending"
 APPROVED = "approved"
@@ -134,8 +142,19 @@ def atomic_write_text(path: Path, text: str) -> None:
 class ApprovalLedger:
     """Approval state of plans, in one JSON file (see the module docstring)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, audit: AuditLog | None = None) -> None:
         self.path = Path(path)
+        self.audit = audit
+
+    def _audit_decisions(self, decisions: list[Decision], plans: dict[str, Any]) -> None:
+        for d in decisions if self.audit is not None else ():
+            self.audit.record(
+                f"plan.{'approve' if d.decision == APPROVED else 'reject'}",
+                f"plan {d.plan} {d.decision}: {d.what or 'unregistered plan'}",
+                why=d.reason or "no reason given", org=plans.get(d.plan, {}).get("org") or None,
+                target="approvals-ledger", ref=d.plan, actor=d.by,
+                details={"source": d.source, "digest": d.digest, "decided_at": d.at},
+            )
 
     # --- storage -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -171,15 +190,29 @@ class ApprovalLedger:
         atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
     # --- API -------------------------------------------------------------------------------
-    def register(self, plan: str, what: str, *, org: str = "", digest: str | None = None) -> None:
-        """Remember a plan (pending until decided) with a one-line description of the change."""
+    def register(self, plan: str, what: str, *, org: str = "", digest: str | None = None) -> bool:
+        """Remember a plan (pending until decided) with a one-line description of the change.
+
+        Returns whether the plan is new or its content (digest) changed — then it is recorded
+        as ``plan.propose`` in the audit log."""
         with self._locked():
             data = self._read()
             entry = data["plans"].get(plan, {})
+            is_new = not entry
+            changed = is_new or entry.get("digest") != digest
             entry.update({"what": what, "org": org, "digest": digest})
             entry.setdefault("registered_at", _now())
             data["plans"][plan] = entry
             self._write(data)
+        if changed and self.audit is not None:
+            self.audit.record(
+                "plan.propose", f"plan {plan} proposed: {what}",
+                why="new plan: deploys nothing until approved" if is_new
+                else "plan content changed: an earlier approval no longer covers it",
+                org=org or None, target="approvals-ledger", ref=plan,
+                details={"digest": digest, "state": data["state"].get(plan, {}).get("decision", PENDING)},
+            )
+        return changed
 
     def record(
         self, plan: str, decision: str, by: str, reason: str = "", *, at: str | None = None,
@@ -190,6 +223,7 @@ class ApprovalLedger:
             data = self._read()
             dec = self._record(data, plan, decision, by, reason, at=at, source=source, digest=digest)
             self._write(data)
+            self._audit_decisions([dec], data["plans"])  # only once durably in the ledger
         return dec
 
     def _record(
@@ -237,7 +271,23 @@ class ApprovalLedger:
 
     def require_approved(self, plan: str, digest: str | None = None) -> Decision:
         """The approving decision, or :class:`NotApproved` (pending, rejected, or the plan's
-        content changed since it was approved — when both digests are known)."""
+        content changed since it was approved — when both digests are known). With an audit
+        log, the check is recorded (``plan.gate``: ``allowed`` / ``refused``)."""
+        try:
+            dec = self._require_approved(plan, digest)
+        except NotApproved as exc:
+            if self.audit is not None:
+                self.audit.record("plan.gate", f"action on plan {plan} refused: {exc.state}", why=str(exc),
+                                  outcome="refused", org=self.plans().get(plan, {}).get("org") or None,
+                                  target="approvals-ledger", ref=plan)
+            raise
+        if self.audit is not None:
+            self.audit.record("plan.gate", f"action on plan {plan} allowed", why=f"approved: {dec.reason}",
+                              outcome="allowed", org=self.plans().get(plan, {}).get("org") or None,
+                              target="approvals-ledger", ref=plan, actor=dec.by)
+        return dec
+
+    def _require_approved(self, plan: str, digest: str | None) -> Decision:
         data = self._read()
         st = data["state"].get(plan)
         if not st:
@@ -317,4 +367,5 @@ def approvals_from_file(path: Path | str, ledger: ApprovalLedger) -> MergeResult
             result.applied.append(dec)
         if result.applied:
             ledger._write(data)
+            ledger._audit_decisions(result.applied, data["plans"])
     return result

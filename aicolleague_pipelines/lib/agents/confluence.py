@@ -39,6 +39,8 @@ from typing import Any
 
 import httpx
 
+from aicolleague_pipelines.lib.audit import AuditLog
+
 log = logging.getLogger(__name__)
 # httpx logs request lines at INFO (query strings carry page titles): keep them out of run logs.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -270,8 +272,13 @@ def publish(
     *,
     sleep: Callable[[float], None] = time.sleep,
     transport: httpx.BaseTransport | None = None,
+    audit: AuditLog | None = None,
+    org: str | None = None,
 ) -> PublishReport:
-    """Create or update ``pages`` (title → Markdown) under ``parent_title`` in ``space_key``."""
+    """Create or update ``pages`` (title → Markdown) under ``parent_title`` in ``space_key``.
+
+    With ``audit``, a run that wrote pages (or failed) is recorded as one ``docs.publish``
+    entry for ``org`` with the titles created and updated; a run that changed nothing is not."""
     if not re.fullmatch(r"[A-Za-z0-9~_-]{1,255}", space_key or ""):
         raise ConfluenceError(f"not a Confluence space key: {space_key!r}")
     for title in pages:
@@ -279,6 +286,7 @@ def publish(
             raise ConfluenceError(f"unusable page title (empty or longer than 255): {title[:60]!r}")
     client = _Client(cfg, sleep, transport)
     report = PublishReport(space_key=space_key)
+    error: str | None = None
     try:
         if parent_title:
             parent = _find(client, space_key, parent_title)
@@ -294,9 +302,22 @@ def publish(
                 continue
             report.page_ids[title] = _upsert(client, report, space_key, report.parent_id, title,
                                              markdown_to_storage(pages[title]))
+    except Exception as exc:
+        error = str(exc) if isinstance(exc, ConfluenceError) else f"unexpected {type(exc).__name__}"
+        raise
     finally:
         report.stats = dict(client.stats)
         client.close()
+        if audit is not None and (report.writes or error):
+            audit.record(
+                "docs.publish",
+                f"Confluence space {space_key}: {len(report.created)} page(s) created, "
+                f"{len(report.updated)} updated, {len(report.unchanged)} unchanged",
+                why="generated documentation differs from the published pages",
+                outcome="failed" if error else "ok", org=org, target=f"confluence:{space_key}",
+                ref=parent_title or "", details={"created": report.created, "updated": report.updated,
+                                                 "error": error},
+            )
     log.info("confluence space %s: %d created, %d updated, %d unchanged", space_key,
              len(report.created), len(report.updated), len(report.unchanged))
     return report

@@ -75,6 +75,7 @@ import httpx
 from aicolleague_pipelines.lib.agents import alerts as _alerts
 from aicolleague_pipelines.lib.agents.alerts import redact
 from aicolleague_pipelines.lib.agents.model import Finding
+from aicolleague_pipelines.lib.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -768,8 +769,12 @@ def route_findings(
     ledger_path: Path | str | None,
     *,
     client: httpx.Client | None = None,
+    audit: AuditLog | None = None,
 ) -> TicketReport:
     """Ticket the findings at or above the thresholds that have no ticket yet (see module doc).
+
+    With ``audit``, each ticket created (``ticket.create``), each existing ticket found and
+    linked in the ledger (``ticket.link``) and each failed attempt is recorded.
 
     ``config`` is a :class:`TicketConfig` or the ``tickets`` mapping (``None`` → ``asset``);
     ``ledger_path`` the JSON ledger (``None``: no ledger, only the ticket system's search).
@@ -812,6 +817,7 @@ def route_findings(
             report.created.append((f.id, key))
             report.tickets.append(_ticket_record(f, key, ""))
             ledger.record(f.id, key)
+            _audit_ticket(audit, "ticket.create", f, "asset", cfg, key=key)
         _log_report(report)
         return report
 
@@ -819,7 +825,7 @@ def route_findings(
     http = client or httpx.Client(follow_redirects=False)
     backend.client = http
     try:
-        _route_remote(backend, todo, ledger, report)
+        _route_remote(backend, todo, ledger, report, audit)
     finally:
         if own:
             http.close()
@@ -827,13 +833,23 @@ def route_findings(
     return report
 
 
-def _route_remote(backend: _Backend, todo: list[Finding], ledger: Ledger, report: TicketReport) -> None:
+def _route_remote(
+    backend: _Backend, todo: list[Finding], ledger: Ledger, report: TicketReport,
+    audit: AuditLog | None = None,
+) -> None:
     cfg = backend.cfg
+    target = backend.target()
+
+    def failed(f: Finding, msg: str) -> None:
+        report.failed.append((f.id, msg))
+        _audit_ticket(audit, "ticket.create", f, target, cfg, error=msg)
+
     try:
         backend.prepare()
     except _FatalTicketError as exc:
         msg = redact(str(exc))
-        report.failed.extend((f.id, msg) for f in todo)
+        for f in todo:
+            failed(f, msg)
         return
     in_a_row = 0
     for i, f in enumerate(todo):
@@ -843,6 +859,7 @@ def _route_remote(backend: _Backend, todo: list[Finding], ledger: Ledger, report
                 report.already_ticketed.append((f.id, hit[0]))
                 report.found_by_search.append(f.id)
                 ledger.record(f.id, hit[0], hit[1], via="search")
+                _audit_ticket(audit, "ticket.link", f, target, cfg, key=hit[0])
                 in_a_row = 0
                 continue
             try:
@@ -851,27 +868,51 @@ def _route_remote(backend: _Backend, todo: list[Finding], ledger: Ledger, report
                 report.already_ticketed.append((f.id, found.key))
                 report.found_by_search.append(f.id)
                 ledger.record(f.id, found.key, found.url, via="search")
+                _audit_ticket(audit, "ticket.link", f, target, cfg, key=found.key)
                 in_a_row = 0
                 continue
             report.created.append((f.id, key))
             report.tickets.append(_ticket_record(f, key, url, extra))
             ledger.record(f.id, key, url)
+            _audit_ticket(audit, "ticket.create", f, target, cfg, key=key)
             in_a_row = 0
         except _FatalTicketError as exc:
             msg = redact(str(exc))
-            report.failed.append((f.id, msg))
-            report.failed.extend((g.id, f"not attempted: {msg}") for g in todo[i + 1:])
+            failed(f, msg)
+            for g in todo[i + 1:]:
+                failed(g, f"not attempted: {msg}")
             return
         except TicketError as exc:
-            report.failed.append((f.id, redact(str(exc))))
+            failed(f, redact(str(exc)))
             in_a_row += 1
         except Exception as exc:  # never let one finding stop the run
-            report.failed.append((f.id, redact(f"{backend.name}: unexpected {type(exc).__name__}")))
+            failed(f, redact(f"{backend.name}: unexpected {type(exc).__name__}"))
             in_a_row += 1
         if cfg.max_consecutive_failures and in_a_row >= cfg.max_consecutive_failures and i + 1 < len(todo):
             msg = f"not attempted: {backend.name} failed {in_a_row} time(s) in a row this run"
-            report.failed.extend((g.id, msg) for g in todo[i + 1:])
+            for g in todo[i + 1:]:
+                failed(g, msg)
             return
+
+
+def _audit_ticket(
+    audit: AuditLog | None, kind: str, f: Finding, target: str, cfg: TicketConfig, *,
+    key: str = "", error: str | None = None,
+) -> None:
+    """A ``ticket.create`` / ``ticket.link`` audit entry: which finding, why it qualified."""
+    if audit is None:
+        return
+    verb = "linked existing" if kind == "ticket.link" else ("could not create" if error else "created")
+    details: dict[str, Any] = {"finding_id": f.id, "rule_id": f.rule_id, "severity": f.severity,
+                               "risk": f.risk, "component": f.component}
+    if error:
+        details["error"] = error
+    audit.record(
+        kind, f"{verb} {target} ticket {key or ''} for finding {f.id} ({f.rule_id} on {f.component})".replace("  ", " "),
+        why=f"{f.severity} finding with risk {f.risk:g} (thresholds: severity >= {cfg.min_severity}, "
+            f"risk >= {cfg.min_risk:g})",
+        outcome="failed" if error else "ok", org=f.org, target=target, ref=key or f.id, details=details,
+    )
 
 
 def _log_report(report: TicketReport) -> None:

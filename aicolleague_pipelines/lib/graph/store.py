@@ -11,6 +11,8 @@ Contract shared by both backends (tested against both):
   failure half-way leaves the previous current snapshot intact and queryable.
 - The last ``keep`` versions stay for diffs and trends; older ones are pruned.
 - Queries read the current snapshot unless a ``version`` is given.
+- :meth:`prune_older_than` deletes snapshots older than a cutoff, never the current one
+  (data retention); reruns delete nothing more.
 - Component keys, evidence strings and attributes round-trip byte-exact (quotes,
   backslashes, unicode, Cypher/SQL syntax in names are just data: parameters only).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from aicolleague_pipelines.lib.graph.model import Edge, Node
@@ -43,6 +46,20 @@ class UnknownComponentError(GraphStoreError):
         self.suggestions = list(suggestions)
         hint = f" — did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
         super().__init__(f"org {org!r} has no component {key!r}{hint}")
+
+
+def created_before(created_at: Any, cutoff: datetime) -> bool:
+    """Whether a snapshot's ``created_at`` (ISO 8601; naive means UTC) is before ``cutoff``.
+    Unreadable timestamps are never "before": retention keeps what it cannot date."""
+    try:
+        t = datetime.fromisoformat(str(created_at).replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return False
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=timezone.utc)
+    return t < cutoff
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,17 @@ class GraphStore(abc.ABC):
     @abc.abstractmethod
     def dependencies(self, org: str, key: str, depth: int | None = None) -> list[Hit]:
         """Everything ``key`` transitively depends on (forward reachability)."""
+
+    # --- retention -----------------------------------------------------------------------------
+    def prune_older_than(self, org: str, cutoff: datetime) -> list[int]:
+        """Delete ``org``'s snapshots created before ``cutoff`` (an aware datetime), never the
+        current one, whatever its age. Returns the versions deleted, ascending; ``[]`` when there
+        is nothing to delete, so a rerun is a no-op. A snapshot whose ``created_at`` cannot be
+        read is kept. Both real backends implement it; a wrapper that does not raises."""
+        raise GraphStoreError(
+            f"org {org!r}: {type(self).__name__} cannot prune snapshots by age — run retention "
+            "against the store itself (embedded DuckDB or Neo4j)"
+        )
 
     # --- optional (defaults work for any backend; backends may do better) --------------------
     def graph_index(self, org: str, version: int | None = None) -> "GraphIndex":

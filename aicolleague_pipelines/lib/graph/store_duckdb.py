@@ -55,6 +55,7 @@ from aicolleague_pipelines.lib.graph.store import (
     SnapshotInfo,
     UnknownComponentError,
     UnknownOrgError,
+    created_before,
 )
 
 _DDL = (
@@ -477,6 +478,29 @@ class DuckDBGraphStore(GraphStore):
                 raise
             self._publish(org, version, idx)
             return self._info(org, version)
+
+    def prune_older_than(self, org: str, cutoff: datetime) -> list[int]:
+        """Delete ``org``'s snapshots created before ``cutoff``, never the current one (data
+        retention), in one transaction. Returns the versions deleted."""
+        self._require_writable()
+        with self._lock:
+            current = self._version(org)  # UnknownOrgError for an org without snapshots
+            rows = self._q("SELECT version, created_at FROM snapshots WHERE org = ? ORDER BY version", [org])
+            doomed = [int(v) for v, created in rows if int(v) != current and created_before(created, cutoff)]
+            if not doomed:
+                return []
+            con = self._con
+            con.begin()
+            try:
+                for table in ("edges", "nodes", "snapshots"):
+                    con.execute(f"DELETE FROM {table} WHERE org = ? AND list_contains(?, version)", [org, doomed])
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            for v in doomed:
+                self._indexes.pop((org, v), None)
+            return doomed
 
     def _require_writable(self) -> None:
         if self.read_only:

@@ -64,6 +64,7 @@ from aicolleague_pipelines.lib.graph.store import (
     SnapshotInfo,
     UnknownComponentError,
     UnknownOrgError,
+    created_before,
 )
 
 log = logging.getLogger(__name__)
@@ -686,8 +687,32 @@ class Neo4jGraphStore(GraphStore):
                     age = float("inf")
                 if age > self.stale_after_s:
                     doomed.append(r["version"])
+        deleted = self._delete_versions(org, doomed, "pruning")
+        if deleted:
+            log.info("org %r: pruned snapshot versions %s", org, deleted)
+        return deleted
+
+    def prune_older_than(self, org: str, cutoff: dt.datetime) -> list[int]:
+        """Delete ``org``'s snapshots created before ``cutoff``, never the current one (data
+        retention). Loads still in progress are left to :meth:`prune`'s staleness rule."""
+        current = self._resolve(org, None)  # also: UnknownOrgError for an org without snapshots
+        rows = self._read_query(org, "listing snapshots", Q_SNAPSHOTS, org=org)
+        doomed = [
+            r["version"] for r in rows
+            if r["version"] != current and r["state"] != LOADING
+            and created_before(r["created_at"], cutoff)
+        ]
+        deleted = self._delete_versions(org, doomed, "pruning by age")
+        if deleted:
+            log.info("org %r: pruned snapshot versions %s (created before %s)", org, deleted,
+                     cutoff.isoformat())
+        return deleted
+
+    def _delete_versions(self, org: str, versions: Iterable[int], what: str) -> list[int]:
+        """Mark each version ``deleting`` (invisible to readers at once), then delete it in
+        batches. Returns the versions deleted, ascending."""
         deleted = []
-        for version in sorted(set(doomed)):
+        for version in sorted(set(versions)):
             try:
                 self._write(
                     self._single, Q_MARK, org=org, version=version, state=DELETING,
@@ -695,25 +720,15 @@ class Neo4jGraphStore(GraphStore):
                 )
                 self._delete_version(org, version)
             except (Neo4jError, DriverError) as exc:
-                raise self._wrap(exc, org, f"pruning snapshot v{version}") from exc
+                raise self._wrap(exc, org, f"{what} snapshot v{version}") from exc
             deleted.append(version)
-        if deleted:
-            log.info("org %r: pruned snapshot versions %s", org, deleted)
         return deleted
 
     def drop_org(self, org: str) -> None:
         """Delete every version of ``org`` (all states)."""
         self._check_org(org)
         rows = self._read_query(org, "listing snapshots", Q_SNAPSHOTS, org=org)
-        for r in sorted(rows, key=lambda r: r["version"]):
-            try:
-                self._write(
-                    self._single, Q_MARK, org=org, version=r["version"], state=DELETING,
-                    from_states=[COMPLETE, FAILED, DELETING, LOADING],
-                )
-                self._delete_version(org, r["version"])
-            except (Neo4jError, DriverError) as exc:
-                raise self._wrap(exc, org, f"dropping snapshot v{r['version']}") from exc
+        self._delete_versions(org, (r["version"] for r in rows), "dropping")
 
     # --- reading ----------------------------------------------------------------------------
     @staticmethod
