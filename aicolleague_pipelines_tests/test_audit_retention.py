@@ -414,3 +414,16 @@ def test_retention_job_materializes_through_dagster(monkeypatch: pytest.MonkeyPa
     assert main(["audit", "--kind", "retention", "--org", "acme"]) == 0
     out = capsys.readouterr().out
     assert "deleted 2 graph snapshot(s) of acme" in out and "retention_job" in out
+
+
+def test_daily_retention_schedule_requests_one_run_a_day() -> None:
+    from aicolleague_pipelines.defs.governance import daily_retention
+
+    assert daily_retention.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert daily_retention.job_name == "retention_job"
+    when = datetime(2025, 6, 1, 3, 30, tzinfo=timezone.utc)
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when
+    ) as ctx:
+        req = daily_retention.evaluate_tick(ctx).run_requests[0]
+    assert req.run_key == "retention-2025-06-01" and req.tags["aicolleague/trigger"] == "daily-retention"
