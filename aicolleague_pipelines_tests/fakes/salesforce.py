@@ -26,6 +26,10 @@ What it speaks (see REFERENCE.md §3 for the real API facts it reproduces):
 - ``GET /tooling/sobjects/<Type>/<Id>``, ``POST /tooling/composite`` (≤25 subrequests),
   Bulk API 2.0 query jobs on ``/tooling/jobs/query`` (create, status, CSV results paged
   with ``Sforce-Locator``), ``GET /sobjects/<Obj>/describe``, ``GET /limits``.
+- Runtime signals (``add_runtime_objects``): AsyncApexJob, ApexTestRunResult/ApexTestResult,
+  ApexOrgWideCoverage/ApexCodeCoverageAggregate (Tooling only), FlowInterview, FlowVersionView,
+  EventLogFile with its LogFile CSV at ``GET sobjects/EventLogFile/<Id>/LogFile``; an object not
+  added answers INVALID_TYPE (not licensed). ``org.limits`` sets the ``/limits`` answer.
 - Every API response carries ``Sforce-Limit-Info: api-usage=N/5000``; errors are JSON arrays
   ``[{"message", "errorCode"}]``.
 - SOAP Metadata API ``POST /services/Soap/m/<version>[/...]`` (``SOAPAction`` header required,
@@ -140,6 +144,10 @@ class FakeOrg:
     api_versions: tuple[str, ...] = ("58.0", "59.0", "60.0", "61.0", "62.0", "63.0")
     verify_jwt: bool = True
     org_id: str = "00DFAKE000000001AAA"[:18]
+    #: ``GET sobjects/EventLogFile/<Id>/LogFile`` bodies by EventLogFile Id (see add_runtime_objects).
+    log_files: dict[str, bytes] = field(default_factory=dict)
+    #: ``GET /limits`` answer; None → DailyApiRequests only, from the fake's usage counter.
+    limits: dict[str, Any] | None = None
 
     def obj(self, name: str) -> FakeObject:
         for k, v in self.objects.items():
@@ -636,6 +644,81 @@ USER_PERMISSION_COLUMNS = (
     "PermissionsManageUsers", "PermissionsModifyAllData", "PermissionsModifyMetadata", "PermissionsRunReports",
     "PermissionsViewAllData", "PermissionsViewAllUsers", "PermissionsViewSetup",
 )
+
+
+# --------------------------------------------------------------------------------------------
+# Runtime signals: async jobs, tests, coverage, flow interviews, event log files
+# --------------------------------------------------------------------------------------------
+_RUNTIME_OBJECTS: dict[str, tuple[list[str], bool, bool, dict[str, set[str]]]] = {
+    # name: (fields, data API, Tooling API, relationships)
+    "AsyncApexJob": (["Id", "ApexClassId", "JobType", "Status", "ExtendedStatus", "NumberOfErrors",
+                      "JobItemsProcessed", "TotalJobItems", "MethodName", "CreatedDate", "CompletedDate"],
+                     True, True, {"ApexClass": {"Name", "NamespacePrefix"}}),
+    "ApexTestRunResult": (["Id", "AsyncApexJobId", "Status", "StartTime", "EndTime", "MethodsEnqueued",
+                           "MethodsCompleted", "MethodsFailed", "ClassesCompleted", "JobName", "IsAllTests"],
+                          True, True, {}),
+    "ApexTestResult": (["Id", "ApexClassId", "MethodName", "Outcome", "Message", "StackTrace", "TestTimestamp",
+                        "RunTime", "AsyncApexJobId", "ApexTestRunResultId"], True, True, {"ApexClass": {"Name"}}),
+    "ApexOrgWideCoverage": (["Id", "PercentCovered"], False, True, {}),
+    "ApexCodeCoverageAggregate": (["Id", "ApexClassOrTriggerId", "NumLinesCovered", "NumLinesUncovered"],
+                                  False, True, {"ApexClassOrTrigger": {"Name"}}),
+    "FlowInterview": (["Id", "Name", "InterviewLabel", "InterviewStatus", "CurrentElement", "FlowVersionViewId",
+                       "Guid", "PauseLabel", "Error", "OwnerId", "CreatedDate", "LastModifiedDate"],
+                      True, False, {}),
+    "FlowVersionView": (["Id", "DurableId", "VersionNumber", "Status", "Label", "FlowDefinitionViewId"], True, False,
+                        {"FlowDefinitionView": {"ApiName", "DurableId"}}),
+    "EventLogFile": (["Id", "EventType", "LogDate", "Interval", "LogFileLength", "LogFileContentType",
+                      "LogFileFieldNames", "LogFileFieldTypes", "Sequence", "ApiVersion", "CreatedDate"],
+                     True, False, {}),
+}
+
+
+def add_runtime_objects(org: FakeOrg, *, event_monitoring: bool = True, skip: tuple[str, ...] = ()) -> FakeOrg:
+    """Serve the runtime-signal objects (empty). Without ``event_monitoring`` (or for objects in
+    ``skip``) the object does not exist: queries answer 400 INVALID_TYPE, as in an org without
+    the licence."""
+    for name, (fields, data, tooling, rels) in _RUNTIME_OBJECTS.items():
+        if name in skip or (name == "EventLogFile" and not event_monitoring):
+            continue
+        if not any(k.lower() == name.lower() for k in org.objects):
+            org.objects[name] = FakeObject(name, list(fields), tooling=tooling, data=data, relationships=dict(rels))
+    return org
+
+
+def add_log_file(org: FakeOrg, event_type: str, log_date: str, csv_text: str, *, created: str | None = None,
+                 interval: str = "Daily", rid: str | None = None) -> dict[str, Any]:
+    """An EventLogFile row and its LogFile CSV (served at ``sobjects/EventLogFile/<Id>/LogFile``)."""
+    data = csv_text.encode()
+    rid = rid or sf_id("0AT", len(org.log_files) + 1)
+    header = csv_text.splitlines()[0] if csv_text else ""
+    org.log_files[rid] = data
+    return org.add("EventLogFile", Id=rid, EventType=event_type, LogDate=_sf_datetime(log_date),
+                   Interval=interval, LogFileLength=len(data), LogFileContentType="CSV",
+                   LogFileFieldNames=header.replace('"', ""), LogFileFieldTypes=None, Sequence=1, ApiVersion=62.0,
+                   CreatedDate=_sf_datetime(created or log_date))
+
+
+def runtime_from_recording(org: FakeOrg, folder: str | Path) -> FakeOrg:
+    """Load recorded runtime signals (the demo's ``.aicolleague/signals/``: ``<Object>.json``,
+    ``EventLogFile/<Id>.csv``, ``limits.json``, ``unavailable.json``) into the fake org, so a live
+    extraction reads through the API exactly what the recorded reader reads from disk."""
+    root = Path(folder)
+    unavailable = json.loads((root / "unavailable.json").read_text()) if (root / "unavailable.json").is_file() else {}
+    add_runtime_objects(org, skip=tuple(unavailable))
+    for name in _RUNTIME_OBJECTS:
+        path = root / f"{name}.json"
+        if name in unavailable or not path.is_file():
+            continue
+        obj = org.obj(name)
+        for rec in json.loads(path.read_text()):
+            obj.records.append(copy.deepcopy(rec))
+    for rid, blob in ((p.stem, p.read_bytes()) for p in sorted((root / "EventLogFile").glob("*.csv"))):
+        org.log_files[rid] = blob
+    if (root / "limits.json").is_file() and "limits" not in unavailable:
+        snaps = json.loads((root / "limits.json").read_text())
+        if snaps:
+            org.limits = snaps[-1]["limits"]
+    return org
 
 
 def _add_access_and_ui_objects(org: FakeOrg) -> None:
@@ -1217,7 +1300,15 @@ class FakeSalesforce:
         if method == "GET" and m2:
             return 200, {}, self._query_more(m2.group(1), tooling, version)
         if method == "GET" and sub == "/limits" and not tooling:
+            if self.org.limits is not None:
+                return 200, {}, copy.deepcopy(self.org.limits)
             return 200, {}, {"DailyApiRequests": {"Max": API_LIMIT, "Remaining": API_LIMIT - self.api_usage}}
+        m2 = re.match(r"^/sobjects/EventLogFile/(\w+)/LogFile$", sub)
+        if method == "GET" and m2 and not tooling:
+            blob = self.org.log_files.get(m2.group(1))
+            if blob is None or not any(o.lower() == "eventlogfile" for o in self.org.objects):
+                return 404, {}, _err("NOT_FOUND", "The requested resource does not exist")
+            return 200, {"Content-Type": "text/csv"}, blob
         m2 = re.match(r"^/sobjects/(\w+)/describe$", sub)
         if method == "GET" and m2 and not tooling:
             d = next((v for k, v in self.org.describes.items() if k.lower() == m2.group(1).lower()), None)

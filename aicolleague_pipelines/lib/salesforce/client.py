@@ -445,6 +445,15 @@ class SalesforceClient:
     def limits(self) -> dict[str, Any]:
         return self.call("limits", lambda sf: sf.restful("limits/"))
 
+    def download(self, path: str, *, what: str) -> bytes:
+        """The raw body of a data-API resource below ``/services/data/vXX.X/`` (a blob such as
+        ``sobjects/EventLogFile/<Id>/LogFile``), with the usual retries and re-authentication."""
+        if not re.fullmatch(r"[\w/.-]+", path) or ".." in path:
+            raise ValueError(f"not a resource path: {path!r}")
+        url = f"{self._sf_base()}{path.lstrip('/')}"
+        resp = self.call(what, lambda sf: sf._call_salesforce("GET", url, name=what, headers={"Accept": "*/*"}))
+        return resp.content
+
     def tooling_composite_get(self, urls: Iterable[str], *, what: str = "tooling:composite"
                               ) -> list[dict[str, Any]]:
         """GET each Tooling URL (``/services/data/vXX/tooling/sobjects/Type/Id`` or the short
