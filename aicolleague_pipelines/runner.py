@@ -167,6 +167,9 @@ def format_results(results: list[OrgRunResult], home: Path) -> str:
             sev = triage.get("by_severity") or {}
             worst = ", ".join(f"{n} {s}" for s, n in sev.items() if n and s in ("critical", "high"))
             parts.append(f"{triage.get('findings')} findings" + (f" ({worst})" if worst else ""))
+        signals = r.materialized.get("sf_runtime_signals")
+        if signals:
+            parts.append(f"{signals.get('new_failures')} new runtime failures")
         insight = r.materialized.get("insight_report")
         if insight:
             parts.append(f"health {insight.get('health_score'):.0f}/100")

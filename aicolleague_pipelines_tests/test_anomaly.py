@@ -9,6 +9,7 @@ from aicolleague_pipelines.lib.agents.anomaly import (
     Anomaly,
     detect,
     detect_all,
+    evaluate_detector,
     metric_series_from_snapshots,
     robust_score,
 )
@@ -149,26 +150,8 @@ def make_batch(n: int = 200, seed: int = 7):
 
 
 def evaluate(batch) -> dict:
-    tp = fp = found = total = 0
-    for series, truth, _style in batch:
-        total += len(truth)
-        matched: set[int] = set()
-        for a in detect(series):
-            hit = [t for t in truth if abs(a.index - t) <= 1]
-            if hit:
-                tp += 1
-                matched.update(hit)
-            else:
-                fp += 1
-        found += len(matched)
-    return {
-        "precision": tp / max(1, tp + fp),
-        "recall": found / max(1, total),
-        "detections": tp + fp,
-        "false_positives": fp,
-        "injected": total,
-        "found": found,
-    }
+    m = evaluate_detector([(series, truth) for series, truth, _style in batch])
+    return {**m, "detections": m["true_positives"] + m["false_positives"]}
 
 
 @pytest.mark.parametrize("seed", [7, 11])

@@ -48,7 +48,8 @@ def test_every_demo_org_materializes_every_asset() -> None:
             assert materialized == {"sf_inventory", "sf_dependencies", "sf_audit_trail", "org_graph",
                                     "triage_findings", "monitor_changes", "finding_tickets",
                                     "insight_report", "fix_plans", "documentation",
-                                    "knowledge_base", "graph_answers", "governance_report"}
+                                    "knowledge_base", "graph_answers", "governance_report",
+                                    "sf_runtime_signals", "runtime_monitor"}
             assert _check_results(result) == {
                 "inventory_not_empty": True,
                 "no_duplicate_keys": True,

@@ -22,3 +22,14 @@ combined_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*CROSS_ORG_ASSETS),
     description="Rebuild the cross-org views from every org's current snapshot.",
 )
+
+#: The incremental runtime-signals pass of one org (requested by ``runtime_signals_sensor`` as
+#: often as the org's API allowance permits): signals, their baselines and alerts, Triage.
+runtime_signals_job = dg.define_asset_job(
+    "runtime_signals_job",
+    selection=dg.AssetSelection.assets("sf_runtime_signals", "runtime_monitor", "triage_findings"),
+    description=(
+        "Read one org's runtime signals since the last run, alert on anomalies against their "
+        "baselines, and refresh its Triage findings (inventory and graph from the last refresh)."
+    ),
+)

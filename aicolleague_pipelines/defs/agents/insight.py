@@ -10,6 +10,8 @@ from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.lib.agents.insight import OrgInsight, cross_org_insight, org_insight
 from aicolleague_pipelines.lib.agents.model import Finding
 from aicolleague_pipelines.lib.agents.narrate import insight_summary
+from aicolleague_pipelines.lib.agents.runtime import runtime_insight
+from aicolleague_pipelines.lib.salesforce.signals_store import SignalStore
 from aicolleague_pipelines.resources import GeminiResource, GraphStoreResource
 
 GROUP = "agents"
@@ -24,7 +26,8 @@ _CACHE = "insight.pickle"  # the OrgInsight for the cross-org pass (our own data
     description=(
         "Insight agent for one org: hotspots (PageRank and transitive dependents), complexity "
         "and tech-debt indicators, a health score 0–100 with its breakdown, trends over the kept "
-        "snapshots and over past runs (plots), and recommendations ranked by impact."
+        "snapshots and over past runs (plots), recommendations ranked by impact, and the runtime "
+        "error trend with the components that fail most (from the org's runtime signals)."
     ),
 )
 def insight_report(
@@ -40,7 +43,8 @@ def insight_report(
     hist_file = out / "insight_history.json"
     history = json.loads(hist_file.read_text()) if hist_file.exists() else []
     with graph_store.open(read_only=True) as store:
-        ins = org_insight(store, org, triage_findings, today=today, history=history)
+        ins = org_insight(store, org, triage_findings, today=today, history=history,
+                          runtime=runtime_insight(SignalStore(graph_store.data_home.root(), org), today))
     hist_file.write_text(json.dumps(ins.findings_history, indent=1))
     summary = insight_summary(llm.writer(), org, ins)
     full_md = f"### Summary ({summary.source})\n\n{summary.text.strip()}\n\n" + ins.to_markdown()
@@ -52,6 +56,7 @@ def insight_report(
         metadata={
             "health_score": dg.MetadataValue.float(float(ins.health.score)),
             "health_breakdown": dg.MetadataValue.json(ins.health.contributions()),
+            "runtime_failures_7d": dg.MetadataValue.float(float((ins.runtime or {}).get("last_7_days") or 0)),
             "recommendations": dg.MetadataValue.int(len(ins.recommendations)),
             "summary_writer": summary.source,
             # The full report with trend plots embedded (PNG data URIs).

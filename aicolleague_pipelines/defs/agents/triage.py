@@ -7,9 +7,11 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
+from aicolleague_pipelines.defs.salesforce.runtime import sf_runtime_signals
 from aicolleague_pipelines.lib.agents.export import to_csv, to_sarif
 from aicolleague_pipelines.lib.agents.model import SEVERITIES, Finding, RuleContext
 from aicolleague_pipelines.lib.agents.risk import score_findings
+from aicolleague_pipelines.lib.agents.runtime import RuntimeContext, apply_runtime_risk
 from aicolleague_pipelines.lib.agents.triage import all_rules, run_rules
 from aicolleague_pipelines.lib.graph.build import OrgGraph
 from aicolleague_pipelines.lib.salesforce.model import OrgInventory
@@ -31,10 +33,13 @@ def _top_table(findings: list[Finding], n: int = 15) -> str:
     group_name=GROUP,
     kinds={"python"},
     code_version="1",
+    deps=[sf_runtime_signals],
     description=(
         "Triage agent: every rule (Apex, flows, metadata, security) over the org, each finding "
         "with a stable id and a risk score (severity × blast radius from the graph × change "
-        "recency). Also written as SARIF 2.1.0 and CSV under the data home."
+        "recency), plus runtime findings from the org's signals (failing classes, triggers, flows "
+        "and tests, with the probable cause; risk boosted by frequency). Also written as SARIF "
+        "2.1.0 and CSV under the data home."
     ),
 )
 def triage_findings(
@@ -47,7 +52,8 @@ def triage_findings(
     org = context.partition_key
     today = datetime.now(timezone.utc).date().isoformat()
     rules = all_rules()
-    ctx = RuleContext(org, sf_inventory, org_graph, today, sf_inventory.api_version)
+    runtime = RuntimeContext.load(graph_store.data_home.root(), org)  # None before any signals run
+    ctx = RuleContext(org, sf_inventory, org_graph, today, sf_inventory.api_version, runtime=runtime)
     findings, errors = run_rules(ctx, rules)
     for err in errors:
         context.log.error(f"org {org}: rule failed (its findings are missing): {err}")
@@ -58,6 +64,7 @@ def triage_findings(
         return [h.key for h in index.impact(key, limit=5000)] if key in index else []
 
     score_findings(findings, org_graph, impact, today)
+    apply_runtime_risk(findings, runtime, today)
     out = graph_store.data_home.root() / "reports" / org
     out.mkdir(parents=True, exist_ok=True)
     (out / "triage.sarif").write_text(json.dumps(to_sarif(findings, rules), indent=1), encoding="utf-8")
@@ -77,6 +84,7 @@ def triage_findings(
             "by_rule": dg.MetadataValue.json(dict(by_rule.most_common())),
             "rules_run": dg.MetadataValue.int(len(rules)),
             "rules_failed": dg.MetadataValue.int(len(errors)),
+            "runtime_findings": dg.MetadataValue.int(sum(1 for f in findings if f.category == "runtime")),
             "top_risks": dg.MetadataValue.md(_top_table(findings)),
             "top_risks_explained": dg.MetadataValue.md(explanations_md or "no finding"),
             "sarif": dg.MetadataValue.path(str(out / "triage.sarif")),

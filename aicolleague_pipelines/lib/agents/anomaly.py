@@ -238,6 +238,32 @@ def detect_all(
     return out
 
 
+def evaluate_detector(
+    cases: Sequence[tuple[Sequence[tuple[str, float]], Sequence[int]]],
+    detector: Any = None,
+    *,
+    tolerance: int = 1,
+) -> dict[str, float]:
+    """Precision and recall of ``detector`` (default :func:`detect`) on series with known
+    anomalies: ``cases`` are ``(series, indexes of the injected anomalies)``; a detection within
+    ``tolerance`` points of one is a true positive, an injected anomaly hit at least once is found."""
+    run = detector or detect
+    tp = fp = found = injected = 0
+    for series, truth in cases:
+        injected += len(truth)
+        matched: set[int] = set()
+        for a in run(series):
+            hit = [t for t in truth if abs(a.index - t) <= tolerance]
+            if hit:
+                tp += 1
+                matched.update(hit)
+            else:
+                fp += 1
+        found += len(matched)
+    return {"precision": round(tp / max(1, tp + fp), 3), "recall": round(found / max(1, injected), 3),
+            "true_positives": tp, "false_positives": fp, "found": found, "injected": injected}
+
+
 def _numeric(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 

@@ -324,6 +324,9 @@ class OrgInsight:
     findings_by_rule: dict[str, int]
     recommendations: list[Recommendation]
     _plots: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
+    #: Runtime errors: trend and the most failing components
+    #: (:func:`aicolleague_pipelines.lib.agents.runtime.runtime_insight`), when signals exist.
+    runtime: dict[str, Any] | None = None
 
     # --- outputs -------------------------------------------------------------------------
     def history_point(self) -> dict[str, Any]:
@@ -356,6 +359,7 @@ class OrgInsight:
                 "history": [dict(h) for h in self.findings_history],
             },
             "recommendations": [r.to_dict() for r in self.recommendations],
+            "runtime": self.runtime,
         }
 
     def plots(self) -> dict[str, bytes]:
@@ -512,6 +516,10 @@ class OrgInsight:
                 L += ["", png_markdown(pics["history"], f"findings and health of {self.org} over runs")]
         L += ["", "### Findings", "", "| severity | findings |", "|---|---:|",
               *[f"| {s} | {n} |" for s, n in self.findings_by_severity.items()]]
+        if self.runtime:
+            from aicolleague_pipelines.lib.agents.runtime import runtime_markdown
+
+            L += ["", runtime_markdown(self.runtime)]
         return "\n".join(L) + "\n"
 
 
@@ -571,6 +579,7 @@ def org_insight(
     today: str,
     history: list[dict] | None = None,
     max_recommendations: int = 10,
+    runtime: dict[str, Any] | None = None,
 ) -> OrgInsight:
     """Hotspots, complexity, health, trends and recommendations of ``org``'s current snapshot.
 
@@ -579,6 +588,7 @@ def org_insight(
     ``history``: earlier runs as dicts ``{"timestamp", "findings", "health"}`` (aliases
     ``created_at``/``findings_count``/``health_score`` accepted); this run's row is appended
     (see :meth:`OrgInsight.history_point`).
+    ``runtime``: the org's runtime-error summary (:func:`~aicolleague_pipelines.lib.agents.runtime.runtime_insight`).
     """
     snaps = store.snapshots(org)  # raises UnknownOrgError for an unknown org
     current = snaps[-1] if snaps else None
@@ -676,7 +686,7 @@ def org_insight(
         org=org, today=str(today), version=version, created_at=current.created_at if current else None,
         hotspots_pagerank=hotspots_pr, hotspots_dependents=hotspots_dep, complexity=complexity, health=health,
         trends=trends, findings_history=hist, findings_by_severity=by_sev, findings_by_rule=by_rule,
-        recommendations=recs,
+        recommendations=recs, runtime=runtime,
     )
 
 

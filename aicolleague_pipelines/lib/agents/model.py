@@ -58,6 +58,8 @@ class RuleContext:
     today: str
     #: Org API version (e.g. "62.0") for "API version three or more years old" rules.
     api_version: str | None = None
+    #: Runtime signals (:class:`~aicolleague_pipelines.lib.agents.runtime.RuntimeContext`), if any.
+    runtime: Any = None
 
 
 @dataclass(frozen=True)

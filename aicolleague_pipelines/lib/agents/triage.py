@@ -11,11 +11,13 @@ log = logging.getLogger(__name__)
 
 
 def all_rules() -> list[Rule]:
-    """Every rule the engine knows (Apex/code rules and metadata/flow/security rules)."""
+    """Every rule the engine knows (Apex/code rules, metadata/flow/security rules, and the
+    runtime rules that fire only when ``RuleContext.runtime`` holds signals)."""
     from aicolleague_pipelines.lib.agents.rules_apex import APEX_RULES
     from aicolleague_pipelines.lib.agents.rules_metadata import METADATA_RULES
+    from aicolleague_pipelines.lib.agents.runtime import RUNTIME_RULES
 
-    rules = [*APEX_RULES, *METADATA_RULES]
+    rules = [*APEX_RULES, *METADATA_RULES, *RUNTIME_RULES]
     dupes = [rid for rid, n in Counter(r.id for r in rules).items() if n > 1]
     if dupes:
         raise ValueError(f"duplicate rule ids: {', '.join(dupes)}")
