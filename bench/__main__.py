@@ -1,6 +1,7 @@
 """``python -m bench`` — graph store benchmarks vs targets (each scale in a fresh process).
 
 Default: 1M components / 5M edges (a few minutes). ``--large`` adds 10M / 50M.
+``python -m bench fault-matrix`` prints the fault-injection matrix (``bench/fault_matrix.py``).
 ``--sfdx PATH`` also writes a synthetic SFDX project (for the scan benchmark).
 """
 
@@ -72,6 +73,11 @@ def table(title: str, res: dict[str, Any], targets: list[tuple[str, str, str, fl
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fault-matrix"]:  # the fault × outcome table (bench/fault_matrix.py)
+        from bench.fault_matrix import main as fault_matrix
+
+        return fault_matrix(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--large", action="store_true", help="also run 10M components / 50M edges")
     ap.add_argument("--only-large", action="store_true", help="run only the 10M / 50M scale")

@@ -797,16 +797,18 @@ def _retrieve_rollback(plan: FixPlan, members: Mapping[str, list[str]], retrieve
         used.update(paths)
     plan.rollback_files = {k: v for k, v in sorted(files.items()) if k in used}
     plan.rollback_format = "metadata"
-    missing = [r.key for r in plan.rollback if not r.complete]
+    missing = [r.key for r in plan.rollback if not r.files]
+    problems = []
     if malformed:
         log.warning("org %s: retrieved rollback files that are not well-formed XML: %s", plan.org,
                     ", ".join(sorted(malformed)))
-        return False, ("rollback bundle incomplete: retrieved files that are not well-formed XML ("
-                       + "; ".join(v for _, v in sorted(malformed.items())) + ") for "
-                       + ", ".join(missing) + "; " + manual)
+        broken = [r.key for r in plan.rollback if any(p in malformed for p in r.files)]
+        problems.append("retrieved files that are not well-formed XML ("
+                        + "; ".join(v for _, v in sorted(malformed.items())) + ") for " + ", ".join(broken))
     if missing:
-        return False, ("rollback bundle incomplete: the org's retrieve did not return " + ", ".join(missing)
-                       + "; " + manual)
+        problems.append("the org's retrieve did not return " + ", ".join(missing))
+    if problems:
+        return False, "rollback bundle incomplete: " + "; ".join(problems) + "; " + manual
     return True, None
 
 
