@@ -289,6 +289,11 @@ def test_demo_org_runtime_findings_alerts_insight_and_no_personal_data(tmp_path:
         assert triage == sorted(triage, key=lambda f: -f.risk)
         sent = [json.loads(line) for line in alerts_file.read_text().splitlines()]
         assert [a["title"] for a in sent] == ["globex-prod: runtime async_failures spike"]
+        from aicolleague_pipelines.lib.audit import AuditLog
+
+        audited = AuditLog.for_home(Path(os.environ["AICOLLEAGUE_HOME"])).entries(kind="alert")
+        assert [(e.org, e.run.get("run_id"))
+                for e in audited] == [("globex-prod", result.run_id)]
         assert "### Runtime errors" in meta["insight_report"]["report"].value
         assert "`ApexTrigger:InvoiceTrigger` | 104 |" in meta["insight_report"]["report"].value
 

@@ -6,6 +6,7 @@ import json
 import dagster as dg
 
 from aicolleague_pipelines.defs.agents.monitor import alert_sinks_config
+from aicolleague_pipelines.defs.governance import audit_for
 from aicolleague_pipelines.defs.jobs import runtime_signals_job
 from aicolleague_pipelines.defs.salesforce.partitions import salesforce_orgs
 from aicolleague_pipelines.defs.salesforce.runtime import sf_runtime_signals
@@ -40,7 +41,8 @@ def runtime_monitor(context: dg.AssetExecutionContext, data_home: DataHomeResour
     anomalies = runtime_anomalies(store)
     seen = store.alerted()
     alerts = [a for a in runtime_alerts(org, anomalies) if a.dedupe_key not in seen]
-    report = dispatch(alerts, alert_sinks_config()) if alerts else None
+    report = dispatch(alerts, alert_sinks_config(),
+                      audit=audit_for(context, data_home.root())) if alerts else None
     if report is not None:
         if report.sent or report.ok:
             store.mark_alerted([a.dedupe_key for a in alerts])
