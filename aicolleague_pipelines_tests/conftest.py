@@ -57,3 +57,6 @@ from aicolleague_pipelines_tests.fakes.conftest_fixtures import (  # noqa: E402,
     fake_salesforce_env,
     make_sf_client,
 )
+
+# `dagster dev` on PostgreSQL, started once per session for every UI test.
+from aicolleague_pipelines_tests.ui_fixtures import dagster_dev  # noqa: E402,F401
