@@ -18,7 +18,6 @@ import random
 import shutil
 import sys
 import tempfile
-import textwrap
 import time
 import traceback
 from collections.abc import Callable
@@ -107,8 +106,9 @@ def render(rows: list[fs.Outcome]) -> str:
     if messages:
         lines += ["", "Messages the user saw:"]
         for fault, message in messages:
-            text = " ".join(message.split())
-            lines.append(textwrap.shorten(f"- {fault}: {text}", width=260, placeholder=" …"))
+            text = f"- {fault}: " + " ".join(message.split())
+            # keep the start (org, component) and the end (what to do) of long messages
+            lines.append(text if len(text) <= 300 else f"{text[:190]} … {text[-105:]}")
     return "\n".join(lines)
 
 
