@@ -14,7 +14,7 @@ names the org, the component and what to do.
 | Salesforce API | REQUEST_LIMIT_EXCEEDED twice / on every attempt | retried / failed cleanly |
 | Salesforce API | INVALID_SESSION_ID mid-run: client credentials / static token | retried / failed cleanly |
 | Metadata retrieve | malformed XML in the zip / corrupt zip | failed cleanly (plan kept) |
-| platform | 429 with Retry-After twice / on every attempt / truncated page | retried / failed cleanly |
+| platform | 429 with Retry-After twice / on every attempt; truncated page once / every attempt | retried / failed cleanly |
 | DuckDB | disk full mid-load; SIGKILL mid-load (bulk and pipeline paths) | failed cleanly |
 | Neo4j | connection dropped mid-load / COMMIT answer lost | retried / failed cleanly |
 
@@ -71,10 +71,10 @@ def test_metadata_retrieve_fault(harness: fs.LiveHarness, kind: str) -> None:
     assert outcome.result == "failed cleanly" and "incomplete" in outcome.message
 
 
-@pytest.mark.parametrize("kind", ["rate_limited", "rate_limited_persistent", "truncated_page"])
+@pytest.mark.parametrize("kind", ["rate_limited", "rate_limited_persistent", "truncated_page", "truncated_page_persistent"])
 def test_platform_fault(platforms: fs.PlatformHarness, kind: str) -> None:
     outcome = fs.platform_fault(platforms, kind)
-    assert outcome.result == ("retried" if kind == "rate_limited" else "failed cleanly")
+    assert outcome.result == ("retried" if kind in ("rate_limited", "truncated_page") else "failed cleanly")
 
 
 def test_duckdb_disk_full_mid_load(tmp_path: Path) -> None:

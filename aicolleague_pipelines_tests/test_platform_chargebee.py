@@ -154,8 +154,15 @@ def test_rate_limited_too_long_gives_up(fake):
         extract_chargebee(cfg_for(fake))
 
 
-def test_truncated_page_is_a_clear_error(fake):
+def test_truncated_page_once_is_retried(fake):
     fake.fail("truncate", times=1, path_contains="customers")
+    ex = extract_chargebee(cfg_for(fake))
+    assert ex.stats["retries"] == 1
+    assert ex.aggregates == extract_chargebee(cfg_for(fake)).aggregates
+
+
+def test_truncated_page_every_time_is_a_clear_error(fake):
+    fake.fail("truncate", times=10, path_contains="customers")
     with pytest.raises(PlatformError) as err:
         extract_chargebee(cfg_for(fake))
     assert "/api/v2/customers" in str(err.value) and "not valid JSON" in str(err.value)

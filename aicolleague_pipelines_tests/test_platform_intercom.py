@@ -179,8 +179,15 @@ def test_server_errors_are_retried(fake):
     assert ex.stats["retries"] == 1 and len(sleeps) == 1 and ex.aggregates["tags"]["count"] == 5
 
 
-def test_truncated_page_is_a_clear_error(fake):
+def test_truncated_page_once_is_retried(fake):
     fake.fail("truncate", times=1, path_contains="/contacts")
+    ex = extract_intercom(cfg_for(fake))
+    assert ex.stats["retries"] == 1
+    assert ex.aggregates == extract_intercom(cfg_for(fake)).aggregates
+
+
+def test_truncated_page_every_time_is_a_clear_error(fake):
+    fake.fail("truncate", times=10, path_contains="/contacts")
     with pytest.raises(PlatformError) as err:
         extract_intercom(cfg_for(fake))
     assert "GET /contacts" in str(err.value) and "not valid JSON" in str(err.value)

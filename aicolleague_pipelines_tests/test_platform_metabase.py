@@ -349,9 +349,18 @@ def test_rate_limit_exhausted_is_a_clear_error(key_env: dict[str, str]) -> None:
             extract_metabase(_cfg(fake, key_env))
 
 
-def test_malformed_page_is_a_clear_error(key_env: dict[str, str]) -> None:
+def test_malformed_page_once_is_retried(key_env: dict[str, str]) -> None:
     with FakeMetabase() as fake:
+        clean = extract_metabase(_cfg(fake, key_env))
         fake.malformed("/api/dashboard/2")
+        again = extract_metabase(_cfg(fake, key_env))
+    assert again.stats["retries"] == 1
+    assert len(again.nodes) == len(clean.nodes) and len(again.links) == len(clean.links)
+
+
+def test_malformed_page_every_time_is_a_clear_error(key_env: dict[str, str]) -> None:
+    with FakeMetabase() as fake:
+        fake.malformed("/api/dashboard/2", times=10)
         with pytest.raises(PlatformError) as err:
             extract_metabase(_cfg(fake, key_env))
     assert "GET /api/dashboard/2" in str(err.value) and "not valid JSON" in str(err.value)

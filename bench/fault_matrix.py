@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> list[fs.Outcome]:
                      fs.salesforce_fault(harness, f, i, org=o, expect=e, says=s))
             for kind in ("malformed_xml", "corrupt_zip"):
                 _row(rows, "Metadata API retrieve", kind, lambda k=kind: fs.retrieve_fault(harness, k))
-            for kind in ("rate_limited", "rate_limited_persistent", "truncated_page"):
+            for kind in ("rate_limited", "rate_limited_persistent", "truncated_page", "truncated_page_persistent"):
                 _row(rows, "platform (Metabase)", kind, lambda k=kind: fs.platform_fault(platforms, k))
             bolt = None
             if not args.skip_neo4j:

@@ -1,7 +1,8 @@
 """The HTTP layer every platform client shares: httpx, retries, rate limits, call counts.
 
 - Retries with exponential backoff + jitter on 429 (honouring ``Retry-After`` and
-  ``X-RateLimit-Reset``), 5xx, timeouts and connection errors; a bounded number of attempts.
+  ``X-RateLimit-Reset``), 5xx, timeouts, connection errors and JSON pages cut short; a
+  bounded number of attempts.
 - Counts calls, retries and rate-limit waits in ``stats``.
 - Errors become :class:`PlatformError` naming the instance, the call (method + path, never
   the query string's values or headers) and what to do. Secrets never appear.
@@ -106,7 +107,17 @@ class PlatformHttp:
     ) -> Any:
         """One call with retries; returns the decoded JSON body."""
         what = f"{method.upper()} {path}"
-        resp = self._send(method, path, params=params, json_body=json_body, what=what)
+        attempts = max(1, self.cfg.retry_attempts)
+        for attempt in range(1, attempts + 1):
+            resp = self._send(method, path, params=params, json_body=json_body, what=what)
+            try:
+                return resp.json()
+            except ValueError:
+                # A page cut short by a proxy or a dropped connection: the calls we make are
+                # reads, so asking again is safe (as the Salesforce client does).
+                if attempt == attempts:
+                    break
+                self._backoff(attempt, None)
         return self._decode(resp, what)
 
     def request(
