@@ -144,6 +144,10 @@ def _first_failure(result: Any) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             err = event.step_failure_data.error
+            # Dagster wraps what the step raised ("Error occurred while executing op ..."); the
+            # user needs our error (org, component, what to do), which is the wrapper's cause.
+            while err.cls_name == "DagsterExecutionStepExecutionError" and err.cause is not None:
+                err = err.cause
             return f"{event.step_key}: {err.message.strip()}"
     return "run failed (see the run's logs in the UI)"
 
