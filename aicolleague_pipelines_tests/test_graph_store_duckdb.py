@@ -98,8 +98,8 @@ def test_failed_load_leaves_previous_snapshot_current(tmp_path: Path) -> None:
     store.load_snapshot("acme", nodes, edges)
     before = (store.nodes("acme"), store.edges("acme"), store.impact("acme", AMOUNT))
 
-    bad_edges = edges + [Edge(SVC, "ApexClass:Missing", CALLS, "classes/InvoiceService.cls:99")]
-    with pytest.raises(GraphStoreError, match="ApexClass:Missing"):
+    bad_edges = edges + [Edge(SVC, "", CALLS, "classes/InvoiceService.cls:99")]
+    with pytest.raises(GraphStoreError, match="edge endpoint must be a non-empty string"):
         store.load_snapshot("acme", [Node("ApexClass:New", "ApexClass", "New")] + nodes, bad_edges)
 
     def exploding_nodes() -> Iterator[Node]:
@@ -126,6 +126,22 @@ def test_failed_load_leaves_previous_snapshot_current(tmp_path: Path) -> None:
     reopened = DuckDBGraphStore(tmp_path / "g.duckdb", read_only=True)
     assert reopened.nodes("acme") == before[0] and reopened.impact("acme", AMOUNT) == before[2]
     reopened.close()
+
+
+def test_edge_to_an_unknown_key_gets_an_external_node(store: DuckDBGraphStore) -> None:
+    """Same contract as the Neo4j store (test_graph_store_neo4j.py): the edge is kept and its
+    missing endpoint is stored as an external node."""
+    nodes = [Node("ApexClass:A", "ApexClass", "A")]
+    edges = [
+        Edge("ApexClass:A", "ApexClass:Gone", CALLS, "classes/A.cls:3"),
+        Edge("ApexClass:A", "weird-no-colon", "references", "classes/A.cls:4"),
+    ]
+    info = store.load_snapshot("solo", nodes, edges)
+    assert info.node_count == 3 and info.edge_count == 2
+    assert store.node("solo", "ApexClass:Gone") == Node("ApexClass:Gone", "ApexClass", "Gone", external=True)
+    assert store.node("solo", "weird-no-colon") == Node("weird-no-colon", "Unknown", "weird-no-colon", external=True)
+    assert sorted(store.edges("solo"), key=lambda e: e.target) == sorted(edges, key=lambda e: e.target)
+    assert [h.key for h in store.impact("solo", "ApexClass:Gone")] == ["ApexClass:A"]
 
 
 HOSTILE = [

@@ -87,6 +87,15 @@ class Node:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+def placeholder_node(key: str) -> Node:
+    """The external node a store creates for an edge endpoint missing from a snapshot's nodes:
+    ``Type:FullName`` split leniently (``Unknown`` type when the key has no type prefix)."""
+    type_, sep, name = key.partition(":")
+    if not sep or not type_ or not name:
+        type_, name = "Unknown", key
+    return Node(key=key, type=type_, name=name, external=True)
+
+
 @dataclass(frozen=True)
 class Edge:
     source: str

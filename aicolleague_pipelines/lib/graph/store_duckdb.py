@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -47,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from aicolleague_pipelines.lib.graph.index import GraphIndex, _codes, _csr, _index_dtype, close_matches
-from aicolleague_pipelines.lib.graph.model import EDGE_KINDS, Edge, Node
+from aicolleague_pipelines.lib.graph.model import EDGE_KINDS, Edge, Node, placeholder_node
 from aicolleague_pipelines.lib.graph.store import (
     GraphStore,
     GraphStoreError,
@@ -72,6 +73,8 @@ _DDL = (
         src INTEGER NOT NULL, dst INTEGER NOT NULL, kind VARCHAR NOT NULL,
         evidence VARCHAR NOT NULL, access VARCHAR, dynamic BOOLEAN NOT NULL, detail VARCHAR)""",
 )
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -321,23 +324,41 @@ class DuckDBGraphStore(GraphStore):
                 src: list[int] = []
                 dst: list[int] = []
                 ecols: dict[str, list[Any]] = {"kind": [], "evidence": [], "access": [], "dynamic": [], "detail": []}
+                placeholders: list[str] = []
+
+                def endpoint(key: str) -> int:
+                    # An endpoint missing from the nodes becomes an external node, as in the
+                    # Neo4j store: a caller's oversight must not lose the edge or the load.
+                    nid = ids.get(key)
+                    if nid is None:
+                        if not isinstance(key, str) or not key:
+                            raise GraphStoreError(
+                                f"org {org!r}: edge endpoint must be a non-empty string, got {key!r}")
+                        ph = placeholder_node(key)
+                        nid = ids[key] = len(keys)
+                        keys.append(key)
+                        types.append(ph.type)
+                        external.append(True)
+                        for col, value in (("key", key), ("type", ph.type), ("name", ph.name),
+                                           ("external", True), ("attrs", None)):
+                            cols[col].append(value)
+                        placeholders.append(key)
+                    return nid
+
                 for ed in edges:
-                    s = ids.get(ed.source)
-                    t = ids.get(ed.target)
-                    if s is None or t is None:
-                        missing = ed.source if s is None else ed.target
-                        raise GraphStoreError(
-                            f"org {org!r}: edge {ed.source!r} -[{ed.kind}]-> {ed.target!r} "
-                            f"references {missing!r}, which is not among the snapshot's nodes "
-                            "(add it as an external node)"
-                        )
-                    src.append(s)
-                    dst.append(t)
+                    src.append(endpoint(ed.source))
+                    dst.append(endpoint(ed.target))
                     ecols["kind"].append(ed.kind)
                     ecols["evidence"].append(ed.evidence if ed.evidence is not None else "")
                     ecols["access"].append(ed.access)
                     ecols["dynamic"].append(bool(ed.dynamic))
                     ecols["detail"].append(ed.detail)
+                flush_nodes()
+                if placeholders:
+                    log.warning(
+                        "org %r: %d edge endpoint(s) were not among the nodes; stored as external "
+                        "nodes (e.g. %r)", org, len(placeholders), placeholders[0],
+                    )
                 e = len(src)
                 dyn_a = np.asarray(ecols.pop("dynamic"), dtype=bool)
                 src_a = np.asarray(src, dtype=np.int64)

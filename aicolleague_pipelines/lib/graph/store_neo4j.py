@@ -56,7 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 import neo4j
 from neo4j.exceptions import ConstraintError, DriverError, Neo4jError
 
-from aicolleague_pipelines.lib.graph.model import Edge, Node
+from aicolleague_pipelines.lib.graph.model import Edge, Node, placeholder_node
 from aicolleague_pipelines.lib.graph.store import (
     GraphStore,
     GraphStoreError,
@@ -275,10 +275,8 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def _split_key(key: str) -> tuple[str, str]:
     """``Type:FullName`` → (type, name), lenient (an external placeholder must not fail)."""
-    type_, sep, name = key.partition(":")
-    if not sep or not type_ or not name:
-        return "Unknown", key
-    return type_, name
+    node = placeholder_node(key)
+    return node.type, node.name
 
 
 def _redact_uri(uri: str) -> str:
