@@ -25,8 +25,9 @@ dev: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# make bench BENCH_ARGS=scale-orgs: 12 orgs at once through the run queue on PostgreSQL
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # HTML of every generated documentation site (after make demo): .aicolleague/docs/<org>/site/
 docs: install

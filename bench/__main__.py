@@ -2,6 +2,8 @@
 
 Default: 1M components / 5M edges (a few minutes). ``--large`` adds 10M / 50M.
 ``python -m bench fault-matrix`` prints the fault-injection matrix (``bench/fault_matrix.py``).
+``python -m bench scale-orgs`` refreshes 12 synthetic orgs concurrently through the daemon's run
+queue on PostgreSQL (``bench/bench_scale_orgs.py``; about 10 minutes on 2 cores).
 ``--sfdx PATH`` also writes a synthetic SFDX project (for the scan benchmark).
 """
 
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.fault_matrix import main as fault_matrix
 
         return fault_matrix(argv[1:])
+    if argv[:1] == ["scale-orgs"]:  # many orgs at once through the run queue
+        from bench.bench_scale_orgs import main as scale_orgs
+
+        return scale_orgs(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--large", action="store_true", help="also run 10M components / 50M edges")
     ap.add_argument("--only-large", action="store_true", help="run only the 10M / 50M scale")

@@ -211,14 +211,42 @@ class Services:
             if data["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
                 raise RuntimeError(f"could not add partition {name}: {data}")
 
-    def submit_org_refresh(self, org: str, executor: dict[str, Any], tags: dict[str, str] | None = None) -> str:
+    def submit_org_refresh(self, org: str, executor: dict[str, Any], tags: dict[str, str] | None = None,
+                           assets: list[str] | None = None) -> str:
         """Submit one ``org_refresh_job`` run of ``org``'s partition (queued; the daemon
-        launches it); ``executor`` is the run config's ``execution.config``."""
-        from dagster_graphql import DagsterGraphQLClient
+        launches it); ``executor`` is the run config's ``execution.config``. ``assets``: only
+        these (``launchRun`` with an asset selection), else the whole job through
+        ``DagsterGraphQLClient``."""
+        tags = {"dagster/partition": org, **(tags or {})}
+        run_config = {"execution": {"config": executor}}
+        if assets is None:
+            from dagster_graphql import DagsterGraphQLClient
 
-        return DagsterGraphQLClient("127.0.0.1", port_number=self.port).submit_job_execution(
-            "org_refresh_job", tags={"dagster/partition": org, **(tags or {})},
-            run_config={"execution": {"config": executor}})
+            return DagsterGraphQLClient("127.0.0.1", port_number=self.port).submit_job_execution(
+                "org_refresh_job", tags=tags, run_config=run_config)
+        out = self.gql(LAUNCH_RUN_M, {"params": {
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
+                         "jobName": "org_refresh_job",
+                         "assetSelection": [{"path": a.split("/")} for a in assets]},
+            "runConfigData": run_config,
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }})["launchRun"]
+        if out["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"launchRun for {org} failed: {out}")
+        return out["run"]["runId"]
+
+    def upstream_closure(self, targets: list[str]) -> list[str]:
+        """``targets`` and every asset they depend on, transitively (keys as ``a/b``)."""
+        deps = {"/".join(n["assetKey"]["path"]): ["/".join(d["path"]) for d in n["dependencyKeys"]]
+                for n in self.gql(ASSET_DEPS_Q)["assetNodes"]}
+        seen: set[str] = set()
+        todo = list(targets)
+        while todo:
+            key = todo.pop()
+            if key not in seen:
+                seen.add(key)
+                todo.extend(deps.get(key, []))
+        return sorted(seen)
 
     def runs(self, run_ids: list[str]) -> list[dict[str, Any]]:
         """``runId status startTime endTime`` of each run."""
@@ -251,3 +279,9 @@ ADD_PARTITION_M = """mutation($sel: RepositorySelector!, $key: String!) {
 
 RUNS_Q = """query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { ... on Runs {
   results { runId status startTime endTime tags { key value } } } } }"""
+
+ASSET_DEPS_Q = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
+
+LAUNCH_RUN_M = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } } }"""
