@@ -24,15 +24,18 @@ CHROMEDRIVER = Path(os.environ.get("AICOLLEAGUE_CHROMEDRIVER", "/usr/bin/chromed
 #: How long rendered text may take to appear (the UI fetches over GraphQL after the page loads).
 RENDER_TIMEOUT_S = 60
 
-pytestmark = pytest.mark.postgres
+_MISSING = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+
+# Checked before any fixture starts: no `dagster dev` for a test that cannot run.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(bool(_MISSING), reason=f"headless Chromium not installed ({', '.join(_MISSING)} "
+                       "missing): apt-get install -y chromium chromium-driver (.ci/run installs them)"),
+]
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.skip(f"headless Chromium not installed ({', '.join(missing)} missing): "
-                    "apt-get install -y chromium chromium-driver (.ci/run installs them)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency: pip install -e '.[dev]'")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
