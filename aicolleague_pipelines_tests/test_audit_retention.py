@@ -427,3 +427,40 @@ def test_daily_retention_schedule_requests_one_run_a_day() -> None:
     ) as ctx:
         req = daily_retention.evaluate_tick(ctx).run_requests[0]
     assert req.run_key == "retention-2025-06-01" and req.tags["aicolleague/trigger"] == "daily-retention"
+
+
+def test_retention_prunes_old_runtime_history_and_keeps_the_cursors(tmp_path: Path) -> None:
+    """The demo's recorded signals (about five weeks of them) go through the real reader and
+    store; a retention pass at a cutoff inside that period drops the older points only, keeps
+    the cursors (the next signals run stays incremental) and a rerun drops nothing more."""
+    from aicolleague_pipelines.lib.retention import apply_retention
+    from aicolleague_pipelines.lib.salesforce.extract import RECORDED_DIR
+    from aicolleague_pipelines.lib.salesforce.signals import RECORDED_SIGNALS_DIR, RecordedSource, read_signals
+    from aicolleague_pipelines.lib.salesforce.signals_store import SignalStore
+
+    folder = demo_root() / "orgs" / "acme-prod" / RECORDED_DIR / RECORDED_SIGNALS_DIR
+    home = tmp_path / "home"
+    store = SignalStore(home, "acme-prod")
+    store.record(read_signals(RecordedSource(folder, "acme-prod"), "acme-prod", None, {}))
+    days = sorted(store.daily())
+    groups = store.failure_groups()
+    cursors = store.cursors()
+    assert len(days) > 20 and groups and cursors
+    cut_day = days[len(days) // 2]
+    cutoff = datetime.fromisoformat(cut_day).replace(tzinfo=timezone.utc)
+    now = cutoff + timedelta(days=30)
+    policy = RetentionPolicy(max_age_days=30)
+
+    dry = apply_retention(home, None, policy, now=now, dry_run=True)
+    assert [p.category for p in dry.pruned] == ["runtime_history"] and sorted(store.daily()) == days
+
+    report = apply_retention(home, None, policy, now=now)
+    (pruned,) = [p for p in report.pruned if p.category == "runtime_history"]
+    assert pruned.org == "acme-prod" and "daily.json" in pruned.detail
+    assert sorted(store.daily()) == [d for d in days if d >= cut_day]
+    stamp = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert {g.key for g in store.failure_groups()} == {g.key for g in groups if g.last_seen >= stamp}
+    assert all(str(c.get("at")) >= stamp for c in store.changes())
+    assert all(s.get("at", "") >= stamp for s in store.limit_snapshots())
+    assert store.cursors() == cursors
+    assert not [p for p in apply_retention(home, None, policy, now=now).pruned if p.category == "runtime_history"]

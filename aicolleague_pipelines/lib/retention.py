@@ -108,7 +108,7 @@ class RetentionPolicy:
 class Pruned:
     """One thing removed (or, in a dry run, that would be)."""
 
-    category: str  # snapshot | insight_history | plan | alerts | llm_cache | orphan | audit
+    category: str  # snapshot | insight_history | runtime_history | plan | alerts | llm_cache | orphan | audit
     org: str | None
     #: Relative to the data home, or ``graph:<org>@v<version>`` for a snapshot.
     item: str
@@ -287,6 +287,26 @@ class _Pruner:
             self.report.pruned.append(Pruned("insight_history", org, self.rel(path),
                                              f"{len(old)} run point(s) before {cutoff:%Y-%m-%d}"))
 
+    def runtime_history(self, cutoff: datetime) -> None:
+        """Old points of each org's runtime-signal history (failures, daily series, /limits,
+        run summaries, changes); the cursors stay so the next signals run stays incremental."""
+        from aicolleague_pipelines.lib.salesforce.signals_store import SignalStore
+
+        stamp = cutoff.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for folder in sorted((self.home / "runtime").glob("*")):
+            if not folder.is_dir():
+                continue
+            org = folder.name
+            try:
+                dropped = SignalStore(self.home, org).prune_before(stamp, dry_run=self.report.dry_run)
+            except OSError as exc:
+                self.error(f"runtime/{org}: history not pruned: {exc.strerror or type(exc).__name__}")
+                continue
+            if dropped:
+                detail = ", ".join(f"{n} from {name}" for name, n in sorted(dropped.items()))
+                self.report.pruned.append(Pruned("runtime_history", org, f"runtime/{org}/",
+                                                 f"{detail} before {cutoff:%Y-%m-%d}"))
+
     def plans(self, cutoff: datetime) -> None:
         for folder in sorted((self.home / "plans").glob("*/*")):
             if folder.is_dir():
@@ -378,6 +398,7 @@ def apply_retention(
     if store is not None:
         pruner.snapshots(store, report.cutoff)
     pruner.insight_history(report.cutoff)
+    pruner.runtime_history(report.cutoff)
     pruner.plans(report.cutoff)
     pruner.alerts(report.cutoff)
     pruner.llm_cache(report.cutoff)

@@ -223,6 +223,41 @@ class SignalStore:
         self._write("state.json", state)
         return summary
 
+    def prune_before(self, cutoff: str, *, dry_run: bool = False) -> dict[str, int]:
+        """Drop history older than ``cutoff`` (ISO 8601 UTC) — failure groups last seen before
+        it, daily buckets, /limits snapshots, run summaries and changes — for the retention
+        job. The cursors in ``state.json`` stay, so the next run stays incremental. Returns
+        what was (or, with ``dry_run``, would be) dropped per file."""
+        day = cutoff[:10]
+        dropped: dict[str, int] = {}
+        groups = self._read("failures.json", [])
+        if isinstance(groups, list):
+            keep = [g for g in groups if not (isinstance(g, dict) and str(g.get("last_seen", "")) < cutoff)]
+            if len(keep) < len(groups):
+                dropped["failures.json"] = len(groups) - len(keep)
+                if not dry_run:
+                    self._write("failures.json", keep)
+        daily = self.daily()
+        old_days = [d for d in daily if d < day]
+        if old_days:
+            dropped["daily.json"] = len(old_days)
+            if not dry_run:
+                self._write("daily.json", {d: v for d, v in sorted(daily.items()) if d >= day})
+        for name, stamp in (("limits.jsonl", "at"), ("runs.jsonl", "started_at")):
+            rows = self._lines(name)
+            keep_rows = [r for r in rows if str(r.get(stamp, "")) >= cutoff]
+            if len(keep_rows) < len(rows):
+                dropped[name] = len(rows) - len(keep_rows)
+                if not dry_run:
+                    self._write_lines(name, keep_rows)
+        changes = self.changes()
+        keep_changes = [c for c in changes if str(c.get("at", "")) >= cutoff]
+        if len(keep_changes) < len(changes):
+            dropped["changes.json"] = len(changes) - len(keep_changes)
+            if not dry_run:
+                self._write("changes.json", keep_changes)
+        return dropped
+
     def mark_alerted(self, keys: list[str], keep: int = 500) -> None:
         """Remember anomaly alerts already sent (the newest ``keep``)."""
         state = self.state()
