@@ -464,3 +464,20 @@ def test_retention_prunes_old_runtime_history_and_keeps_the_cursors(tmp_path: Pa
     assert all(s.get("at", "") >= stamp for s in store.limit_snapshots())
     assert store.cursors() == cursors
     assert not [p for p in apply_retention(home, None, policy, now=now).pruned if p.category == "runtime_history"]
+
+
+def test_retention_prunes_old_governance_trend_points_but_never_the_newest(tmp_path: Path) -> None:
+    from aicolleague_pipelines.lib.retention import apply_retention
+
+    path = tmp_path / "reports" / "acme-prod" / "governance_history.json"
+    path.parent.mkdir(parents=True)
+    points = [{"date": d, "snapshot_version": v, "overall": 40.0 + v}
+              for v, d in enumerate(["2026-01-05", "2026-03-01", "2026-06-20", "2026-11-20"], start=1)]
+    path.write_text(json.dumps(points))
+    now = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    report = apply_retention(tmp_path, None, RetentionPolicy(max_age_days=180), now=now)
+    assert [(p.category, p.org) for p in report.pruned] == [("governance_history", "acme-prod")]
+    assert [p["date"] for p in json.loads(path.read_text())] == ["2026-06-20", "2026-11-20"]
+    # Even when every point is old, the newest (the trend's current value) stays.
+    apply_retention(tmp_path, None, RetentionPolicy(max_age_days=1), now=now)
+    assert [p["date"] for p in json.loads(path.read_text())] == ["2026-11-20"]

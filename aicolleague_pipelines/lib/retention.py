@@ -108,7 +108,7 @@ class RetentionPolicy:
 class Pruned:
     """One thing removed (or, in a dry run, that would be)."""
 
-    category: str  # snapshot | insight_history | runtime_history | plan | alerts | llm_cache | orphan | audit
+    category: str  # snapshot | insight_history | governance_history | runtime_history | plan | alerts | llm_cache | orphan | audit
     org: str | None
     #: Relative to the data home, or ``graph:<org>@v<version>`` for a snapshot.
     item: str
@@ -260,22 +260,30 @@ class _Pruner:
 
     # files -------------------------------------------------------------------------------------
     def insight_history(self, cutoff: datetime) -> None:
-        for path in sorted((self.home / "reports").glob("*/insight_history.json")):
+        self.history_points(cutoff, "insight_history.json", "timestamp", "insight_history")
+
+    def governance_history(self, cutoff: datetime) -> None:
+        self.history_points(cutoff, "governance_history.json", "date", "governance_history")
+
+    def history_points(self, cutoff: datetime, name: str, stamp: str, category: str) -> None:
+        """Drop the points of ``reports/<org>/<name>`` (a JSON list) whose ``stamp`` is before
+        ``cutoff``; the newest point always stays (the trend's current value)."""
+        for path in sorted((self.home / "reports").glob(f"*/{name}")):
             org = path.parent.name
             try:
                 before = path.stat().st_mtime_ns
                 rows = json.loads(path.read_text(encoding="utf-8"))
                 if not isinstance(rows, list) or len(rows) < 2:
                     continue
-                rows.sort(key=lambda r: str(r.get("timestamp", "")) if isinstance(r, dict) else "")
-                old = [r for r in rows[:-1] if isinstance(r, dict) and _before(r.get("timestamp"), cutoff)]
+                rows.sort(key=lambda r: str(r.get(stamp, "")) if isinstance(r, dict) else "")
+                old = [r for r in rows[:-1] if isinstance(r, dict) and _before(r.get(stamp), cutoff)]
                 if not old:
                     continue
                 if not self.report.dry_run:
                     keep = [r for r in rows if not any(r is o for o in old)]
                     tmp = path.with_name(f".{path.name}.retention.tmp")
                     tmp.write_text(json.dumps(keep, indent=1), encoding="utf-8")
-                    # The Insight agent rewrites this file each run: if it did so meanwhile,
+                    # The agent rewrites this file each run: if it did so meanwhile,
                     # keep its version (the old points go on the next pass).
                     if path.stat().st_mtime_ns != before:
                         tmp.unlink()
@@ -284,7 +292,7 @@ class _Pruner:
             except (OSError, ValueError) as exc:
                 self.error(f"{self.rel(path)}: history not pruned: {getattr(exc, 'strerror', None) or exc}")
                 continue
-            self.report.pruned.append(Pruned("insight_history", org, self.rel(path),
+            self.report.pruned.append(Pruned(category, org, self.rel(path),
                                              f"{len(old)} run point(s) before {cutoff:%Y-%m-%d}"))
 
     def runtime_history(self, cutoff: datetime) -> None:
@@ -398,6 +406,7 @@ def apply_retention(
     if store is not None:
         pruner.snapshots(store, report.cutoff)
     pruner.insight_history(report.cutoff)
+    pruner.governance_history(report.cutoff)
     pruner.runtime_history(report.cutoff)
     pruner.plans(report.cutoff)
     pruner.alerts(report.cutoff)
