@@ -177,3 +177,11 @@ def test_dependency_mode(tmp_path: Path) -> None:
     assert org.dependency_mode == "bulk"
     with pytest.raises(OrgsConfigError, match="dependencies must be one of"):
         load_orgs(write_orgs_file(tmp_path / "o.yaml", [{**base, "dependencies": "magic"}]))
+
+
+def test_the_example_orgs_file_is_valid() -> None:
+    """orgs.example.yaml is what users copy: every entry in it must load."""
+    orgs = load_orgs(Path(__file__).resolve().parents[1] / "orgs.example.yaml")
+    assert {o.source for o in orgs} == {"live", "sfdx", "demo"}
+    prod = next(o for o in orgs if o.name == "prod")
+    assert prod.signals.api_share == 0.02 and "FlowExecution" in (prod.signals.event_types or ())

@@ -407,3 +407,60 @@ def test_runtime_rules_are_silent_without_signals_and_risk_unchanged() -> None:
     changes = component_changes(inv, events)
     assert {c["key"] for c in changes} >= {"ApexClass:InvoiceService", "ApexClass:ChurnRiskScorer"}
     assert not any("Login-As" in c["display"] or "password" in c["display"].lower() for c in changes)
+
+
+def test_orgs_file_signal_settings_choose_what_is_read(tmp_path: Path, fake_salesforce_env) -> None:
+    """``signals:`` in the orgs file: only the listed signals and event types are queried, the
+    first run's lookback and the log size cap follow it; the sensor's API share too."""
+    import dataclasses
+
+    from aicolleague_pipelines.lib.agents.runtime import signals_interval
+    from aicolleague_pipelines.lib.orgs import load_orgs
+    from aicolleague_pipelines.lib.salesforce.signals import collect_signals
+    from aicolleague_pipelines_tests.conftest import write_orgs_file
+
+    fake = fake_salesforce_env
+    _live_org(fake)
+    entry = {"name": "fake-live", "source": "sfdx", "path": ".",
+             "signals": {"read": ["async_jobs", "event_logs", "limits"], "event_types": ["FlowExecution"],
+                         "lookback_days": 3, "max_log_mb": 2, "api_share": 0.1}}
+    (loaded,) = load_orgs(write_orgs_file(tmp_path / "orgs.yaml", [entry]))
+    assert loaded.signals.read_kwargs() == {"signals": ("async_jobs", "event_logs", "limits"),
+                                            "event_types": ("FlowExecution",), "lookback_days": 3,
+                                            "max_log_bytes": 2 * 1024 * 1024}
+    org = dataclasses.replace(fake.org_config(), signals=loaded.signals)
+    before = len(fake.api_requests())
+    run = collect_signals(org, None, {})
+    soql = [r.soql for r in fake.api_requests()[before:] if r.soql]
+    assert len(soql) == 2 and run.queries == 3  # AsyncApexJob, EventLogFile + GET /limits
+    assert any("FROM AsyncApexJob" in q for q in soql) and not any("FlowInterview" in q for q in soql)
+    (logs,) = [q for q in soql if "FROM EventLogFile" in q]
+    assert "'FlowExecution'" in logs and "ApexUnexpectedException" not in logs
+    # The first run looks back 3 days, not the default 7: the fake's failures of 2026-11-20 are
+    # older than that whenever this runs after 2026-11-23.
+    from datetime import datetime, timedelta, timezone
+
+    since = (datetime.now(timezone.utc) - timedelta(days=3)).strftime("%Y-%m-%d")
+    (jobs,) = [q for q in soql if "FROM AsyncApexJob" in q]
+    assert f">= {since}T" in jobs, jobs
+    assert run.counts() == {}
+    assert set(run.cursors) == {"async_jobs", "event_logs", "limits"}
+    limits = {"limits": {"DailyApiRequests": {"max": 100000.0, "remaining": 90000.0}}}
+    assert signals_interval(limits, 10, share=loaded.signals.api_share)[0] < signals_interval(limits, 10)[0]
+
+
+@pytest.mark.parametrize("signals, says", [
+    ("all", "signals must be a mapping"),
+    ({"read": ["async_jobs", "tweets"]}, "unknown tweets"),
+    ({"event_types": ["API'); --"]}, "EventType names"),
+    ({"lookback_days": 90}, "between 1 and 30"),
+    ({"api_share": True}, "between 0.001 and 0.5"),
+    ({"interval": "Hourly"}, "does not use interval"),
+])
+def test_orgs_file_signal_settings_are_validated(tmp_path: Path, signals, says) -> None:
+    from aicolleague_pipelines.lib.orgs import OrgsConfigError, load_orgs
+    from aicolleague_pipelines_tests.conftest import write_orgs_file
+
+    path = write_orgs_file(tmp_path / "orgs.yaml", [{"name": "x", "source": "sfdx", "path": ".", "signals": signals}])
+    with pytest.raises(OrgsConfigError, match="org 'x'.*" + says.replace("(", r"\(").replace(")", r"\)")):
+        load_orgs(path)

@@ -90,6 +90,30 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class SignalSettings:
+    """Per-org runtime-signal settings from the orgs file (None: the library default)."""
+
+    signals: tuple[str, ...] | None = None
+    event_types: tuple[str, ...] | None = None
+    max_log_mb: float | None = None
+    lookback_days: int | None = None
+    api_share: float | None = None
+
+    def read_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``collect_signals`` (only what the file set)."""
+        kw: dict[str, Any] = {}
+        if self.signals is not None:
+            kw["signals"] = self.signals
+        if self.event_types is not None:
+            kw["event_types"] = self.event_types
+        if self.max_log_mb is not None:
+            kw["max_log_bytes"] = int(self.max_log_mb * 1024 * 1024)
+        if self.lookback_days is not None:
+            kw["lookback_days"] = self.lookback_days
+        return kw
+
+
+@dataclass(frozen=True)
 class OrgConfig:
     name: str
     source: str  # "live" | "sfdx" | "demo"
@@ -106,6 +130,10 @@ class OrgConfig:
     #: Live orgs: how to read MetadataComponentDependency — ``auto`` (Bulk API 2.0 above
     #: a few thousand components, Tooling Id batches below), ``tooling``, ``bulk`` or ``off``.
     dependency_mode: str = "auto"
+    #: Runtime signals (the ``signals:`` mapping): which to read, which EventLogFile types, the
+    #: log size cap, the first run's lookback and the share of the daily API allowance the
+    #: signals sensor may spend. Empty: the defaults of ``lib/salesforce/signals.py``.
+    signals: SignalSettings = field(default_factory=SignalSettings)
 
     def describe(self) -> str:
         """A one-line description safe to log (no secrets, only env var names)."""
@@ -172,12 +200,13 @@ def _parse_org(entry: Any, index: int, file: Path) -> OrgConfig:
     source = entry.get("source")
     api_version = str(entry.get("api_version", DEFAULT_API_VERSION))
     labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
+    signals = _parse_signals(entry.get("signals"), where)
     if source == "demo":
         demo_name = str(entry.get("demo", name))
         path = demo_root() / "orgs" / demo_name
         if not path.is_dir():
             raise OrgsConfigError(f"{where}: no bundled demo org named {demo_name!r}")
-        return OrgConfig(name, "demo", path=path, api_version=api_version, labels=labels)
+        return OrgConfig(name, "demo", path=path, api_version=api_version, labels=labels, signals=signals)
     if source == "sfdx":
         raw = entry.get("path")
         if not raw:
@@ -185,7 +214,7 @@ def _parse_org(entry: Any, index: int, file: Path) -> OrgConfig:
         path = Path(raw)
         if not path.is_absolute():
             path = (file.parent / path).resolve()
-        return OrgConfig(name, "sfdx", path=path, api_version=api_version, labels=labels)
+        return OrgConfig(name, "sfdx", path=path, api_version=api_version, labels=labels, signals=signals)
     if source == "live":
         url = str(entry.get("instance_url", "")).rstrip("/")
         if not url.startswith("https://"):
@@ -223,8 +252,59 @@ def _parse_org(entry: Any, index: int, file: Path) -> OrgConfig:
             retry_attempts=attempts,
             retry_base_delay=base_delay,
             dependency_mode=dependency_mode,
+            signals=signals,
         )
     raise OrgsConfigError(f"{where}: source must be one of live, sfdx, demo (got {source!r})")
+
+
+def _parse_signals(raw: Any, where: str) -> SignalSettings:
+    """The ``signals:`` mapping of an org, validated."""
+    if raw is None:
+        return SignalSettings()
+    from aicolleague_pipelines.lib.salesforce.signals import SIGNALS
+
+    if not isinstance(raw, dict):
+        raise OrgsConfigError(f"{where}: signals must be a mapping (read, event_types, max_log_mb, "
+                              "lookback_days, api_share)")
+    unknown = set(raw) - {"read", "event_types", "max_log_mb", "lookback_days", "api_share"}
+    if unknown:
+        raise OrgsConfigError(f"{where}: signals does not use {', '.join(sorted(map(str, unknown)))} "
+                              "(known: read, event_types, max_log_mb, lookback_days, api_share)")
+
+    def names(key: str, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise OrgsConfigError(f"{where}: signals.{key} must be a list of names")
+        bad = [v for v in value if allowed is not None and v not in allowed]
+        if bad:
+            raise OrgsConfigError(f"{where}: signals.{key} has unknown {', '.join(bad)} "
+                                  f"(known: {', '.join(allowed or ())})")
+        if allowed is None and not all(v.isidentifier() for v in value):
+            raise OrgsConfigError(f"{where}: signals.{key} must be EventLogFile EventType names "
+                                  "(letters, digits, '_')")
+        return tuple(value)
+
+    def number(key: str, low: float, high: float, cast: type) -> Any:
+        value = raw.get(key)
+        if value is None:
+            return None
+        try:
+            number_ = cast(value)
+        except (TypeError, ValueError):
+            number_ = None
+        if number_ is None or isinstance(value, bool) or not (low <= number_ <= high):
+            raise OrgsConfigError(f"{where}: signals.{key} must be a number between {low:g} and {high:g}")
+        return number_
+
+    return SignalSettings(
+        signals=names("read", SIGNALS),
+        event_types=names("event_types", None),
+        max_log_mb=number("max_log_mb", 1, 10_000, float),
+        lookback_days=number("lookback_days", 1, 30, int),
+        api_share=number("api_share", 0.001, 0.5, float),
+    )
 
 
 def _parse_auth(raw: Any, where: str) -> AuthConfig:

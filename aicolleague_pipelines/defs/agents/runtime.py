@@ -95,7 +95,8 @@ def runtime_signals_sensor(context: dg.SensorEvaluationContext, orgs: OrgsResour
             waits.append(f"{org.name}: no signals run yet (the next refresh makes the first)")
             continue
         calls = int(state["last_run"].get("api_calls") or 0) or 10
-        interval, why = signals_interval(store.latest_limits(), calls)
+        share = {"share": org.signals.api_share} if org.signals.api_share is not None else {}
+        interval, why = signals_interval(store.latest_limits(), calls, **share)
         previous = last.get(org.name) or state["last_run"].get("started_at")
         elapsed = (now - datetime.fromisoformat(str(previous).replace("Z", "+00:00"))).total_seconds()
         if elapsed < interval:

@@ -853,12 +853,15 @@ def _unavailable_note(signal: str, exc: SignalUnavailable) -> SignalNote:
 def collect_signals(org: "OrgConfig", inventory: OrgInventory | None, cursors: dict[str, dict[str, Any]],
                     **kw: Any) -> SignalsRun:
     """Runtime signals of ``org`` since ``cursors``: live through the API, SFDX/demo projects
-    from their recordings (``.aicolleague/signals/``; none → an empty run with a note)."""
+    from their recordings (``.aicolleague/signals/``; none → an empty run with a note). The
+    org's ``signals:`` settings from the orgs file apply; ``kw`` overrides them."""
+    kw = {**org.signals.read_kwargs(), **kw}
+    lookback = kw.pop("lookback_days", LOOKBACK_DAYS)
     if org.source == "live":
         from aicolleague_pipelines.lib.salesforce.extract import live_client
 
         with live_client(org) as client:
-            return read_signals(LiveSource(client), org.name, inventory, cursors,
+            return read_signals(LiveSource(client, lookback_days=lookback), org.name, inventory, cursors,
                                 api_version=org.api_version, **kw)
     from aicolleague_pipelines.lib.salesforce.extract import RECORDED_DIR
 
