@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _project_root() -> Path:
@@ -52,9 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         except AccessDenied as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        from aicolleague_pipelines.lib.orgs import OrgsConfigError, default_orgs_file
         from aicolleague_pipelines.resources import OrgsResource
 
-        visible = scope.filter(o.name for o in OrgsResource().load())
+        try:
+            visible = scope.filter(o.name for o in OrgsResource().load())
+        except OrgsConfigError as exc:
+            print(f"error: {_scoped_config_error(str(exc), default_orgs_file(), scope)}", file=sys.stderr)
+            return 2
         unknown = sorted(set(only or []) - set(visible))
         if unknown or not visible:
             print(f"error: {'unknown org(s) ' + ', '.join(unknown) if unknown else 'no org'} in your scope of the "
@@ -80,7 +86,7 @@ def cmd_orgs(args: argparse.Namespace) -> int:
     try:
         orgs = load_orgs(path)
     except OrgsConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_scoped_config_error(str(exc), path, scope)}", file=sys.stderr)
         return 2
     if not scope.unrestricted:
         orgs = [o for o in orgs if scope.allows(o.name)]
@@ -92,6 +98,21 @@ def cmd_orgs(args: argparse.Namespace) -> int:
     for org in orgs:
         print(f"  {org.describe()}")
     return 0
+
+
+def _scoped_config_error(message: str, path: Path, scope: Any) -> str:
+    """The orgs file's error as a scoped user may read it: shown when every org it names is in
+    scope; otherwise (another org named, or a YAML error quoting the file) only that the file is
+    invalid — the details would reveal orgs outside the scope."""
+    import re
+
+    if scope.unrestricted:
+        return message
+    named = re.findall(r"\borg(?: name)? '([^']*)'", message)
+    if named and all(scope.allows(n) for n in named):
+        return message
+    return (f"the orgs file {path} is invalid; the details name orgs outside your scope "
+            f"({scope.describe()}) — ask someone who sees every org to run `aicolleague orgs`")
 
 
 def cmd_home(args: argparse.Namespace) -> int:

@@ -408,3 +408,21 @@ def test_orgs_with_identical_keys_stay_separate_in_neo4j(orgs: dict, bolt_server
         for org in (A, B):
             store.drop_org(org)
         store.close()
+
+
+def test_an_invalid_orgs_file_names_no_org_outside_the_scope(home, capsys, monkeypatch, tmp_path) -> None:
+    entries = [{"name": A, "source": "sfdx", "path": "."}, {"name": B, "source": "live", "instance_url": "http://x"}]
+    monkeypatch.setenv("AICOLLEAGUE_ORGS_FILE", str(write_orgs_file(tmp_path / "bad.yaml", entries)))
+    code, out, err = _run(capsys, monkeypatch, "admin", "orgs")
+    assert code == 2 and f"org '{B}'" in err and "https://" in err  # the details, for who sees all
+    for argv in (("orgs",), ("run",)):
+        code, out, err = _run(capsys, monkeypatch, "alice", *argv)
+        assert code == 2 and B not in err and "invalid" in err and "outside your scope" in err, argv
+    # An error about an org in the scope keeps its details; a YAML error (it quotes the file) does not.
+    entries = [{"name": A, "source": "live", "instance_url": "http://x"}, {"name": B, "source": "sfdx", "path": "."}]
+    write_orgs_file(tmp_path / "bad.yaml", entries)
+    code, out, err = _run(capsys, monkeypatch, "alice", "orgs")
+    assert code == 2 and f"org '{A}'" in err and "https://" in err
+    (tmp_path / "bad.yaml").write_text(f"orgs:\n  - name: {B}\n    source: [unclosed\n")
+    code, out, err = _run(capsys, monkeypatch, "alice", "orgs")
+    assert code == 2 and B not in err and "invalid" in err
