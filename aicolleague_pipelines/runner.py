@@ -98,18 +98,7 @@ def run_all_orgs(only: list[str] | None = None) -> list[OrgRunResult]:
                 run_config=QUIET_RUN_CONFIG,
                 tags={"aicolleague/trigger": "cli"},
             )
-            outcome = OrgRunResult(
-                org, result.success, result.run_id, round(time.perf_counter() - started, 2)
-            )
-            for event in result.get_asset_materialization_events():
-                mat = event.materialization
-                if mat is not None:
-                    outcome.materialized[mat.asset_key.to_user_string()] = {
-                        k: v.value for k, v in mat.metadata.items()
-                    }
-            if not result.success:
-                outcome.error = _first_failure(result)
-            results.append(outcome)
+            results.append(_outcome(result, org, started))
         if any(r.success for r in results if not r.org.startswith("(")):
             results.append(_run_unpartitioned(defs, instance, "combined_job", "(all orgs)"))
     return results
@@ -128,6 +117,11 @@ def _run_unpartitioned(defs: Any, instance: Any, job_name: str, label: str) -> O
         run_config=QUIET_RUN_CONFIG,
         tags={"aicolleague/trigger": "cli"},
     )
+    return _outcome(result, label, started)
+
+
+def _outcome(result: Any, label: str, started: float) -> OrgRunResult:
+    """What one in-process run produced: success, duration, each asset's metadata, the error."""
     outcome = OrgRunResult(label, result.success, result.run_id, round(time.perf_counter() - started, 2))
     for event in result.get_asset_materialization_events():
         mat = event.materialization
