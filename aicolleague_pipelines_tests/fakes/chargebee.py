@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aicolleague_pipelines.lib.platforms.chargebee import sf_id_checksum
 from aicolleague_pipelines.lib.platforms.http import recorded_key
+from aicolleague_pipelines_tests.fakes.loopback import LoopbackFake
 
 FAKE_CHARGEBEE_KEY = "test_FAKESECRET-cb-key-8c1d2e"
 RESOURCES = {"items": "item", "item_prices": "item_price", "customers": "customer", "subscriptions": "subscription"}
@@ -163,54 +163,17 @@ def expected_sub_mrr(sub: dict[str, Any], prices: dict[str, dict[str, Any]]) -> 
     return total
 
 
-class FakeChargebee:
+class FakeChargebee(LoopbackFake):
     def __init__(self, site: Site | None = None, *, api_key: str = FAKE_CHARGEBEE_KEY) -> None:
         self.site = site or build_site()
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
         self.responses: dict[str, Any] = {}
-        self._faults: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                fake._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._serve()
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/v2"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> "FakeChargebee":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def fail(self, kind: str, times: int = 1, path_contains: str = "") -> None:
-        with self._lock:
-            self._faults.append({"kind": kind, "times": times, "path": path_contains})
-
-    def _take_fault(self, path: str) -> str | None:
-        with self._lock:
-            for f in self._faults:
-                if f["times"] > 0 and f["path"] in path:
-                    f["times"] -= 1
-                    return f["kind"]
-        return None
+        return self.root_url + "/api/v2"
 
     # ----------------------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:

@@ -29,16 +29,16 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aicolleague_pipelines.lib.platforms.http import recorded_key
 from aicolleague_pipelines_tests.fakes.chargebee import account_id
+from aicolleague_pipelines_tests.fakes.loopback import LoopbackFake
 
 FAKE_INTERCOM_TOKEN = "dG9rOkZBS0VTRUNSRVQtaWMtdG9rZW4tNGQ1ZQ=="
 SUPPORTED_VERSIONS = {"2.7", "2.8", "2.9", "2.10", "2.11", "Unstable"}
@@ -168,7 +168,7 @@ def build_workspace(
     return ws
 
 
-class FakeIntercom:
+class FakeIntercom(LoopbackFake):
     def __init__(
         self,
         workspace: Workspace | None = None,
@@ -186,49 +186,12 @@ class FakeIntercom:
         self.company_total_count = company_total_count
         self.requests: list[dict[str, Any]] = []
         self.responses: dict[str, Any] = {}
-        self._faults: list[dict[str, Any]] = []
         self._scrolls: dict[str, int] = {}
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                fake._handle(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._serve()
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> "FakeIntercom":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def fail(self, kind: str, times: int = 1, path_contains: str = "") -> None:
-        with self._lock:
-            self._faults.append({"kind": kind, "times": times, "path": path_contains})
-
-    def _take_fault(self, path: str) -> str | None:
-        with self._lock:
-            for f in self._faults:
-                if f["times"] > 0 and f["path"] in path:
-                    f["times"] -= 1
-                    return f["kind"]
-        return None
+        return self.root_url
 
     # ----------------------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
