@@ -25,7 +25,7 @@ from aicolleague_pipelines.lib.llm import (
     make_writer,
     mentioned_keys,
 )
-from aicolleague_pipelines.lib.llm.gemini import _retry_after_seconds
+from aicolleague_pipelines.lib.retry_after import retry_after_seconds as _retry_after_seconds
 from aicolleague_pipelines_tests.fakes.gemini import FAKE_GEMINI_KEY, FakeGemini, allowed_keys_in_prompt
 
 FACTS = {

@@ -45,6 +45,7 @@ from typing import Any
 import httpx
 
 from aicolleague_pipelines.lib.audit import AuditLog, append_line
+from aicolleague_pipelines.lib.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -309,12 +310,9 @@ class WebhookSink(Sink):
                 last = f"HTTP {resp.status_code}"
                 if resp.status_code != 429 and resp.status_code < 500:
                     raise SinkError(f"{last} (not retried)")
-                retry_after = resp.headers.get("retry-after")
-                if retry_after:
-                    try:
-                        wait = min(self.max_backoff, max(0.0, float(retry_after)))
-                    except ValueError:
-                        pass
+                retry_after = retry_after_seconds(resp.headers)
+                if retry_after is not None:
+                    wait = min(self.max_backoff, retry_after)
                 stats.retries += attempt < attempts - 1
             if attempt < attempts - 1:
                 time.sleep(wait)

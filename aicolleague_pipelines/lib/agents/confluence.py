@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 
 from aicolleague_pipelines.lib.audit import AuditLog
+from aicolleague_pipelines.lib.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 # httpx logs request lines at INFO (query strings carry page titles): keep them out of run logs.
@@ -171,12 +172,9 @@ class _Client:
         self.stats["retries"] += 1
         delay = self.cfg.retry_base_delay * (2 ** (attempt - 1)) * (1 + random.random() * 0.5)
         if resp is not None and resp.status_code == 429:
-            hinted = resp.headers.get("Retry-After")
-            if hinted:
-                try:
-                    delay = float(hinted)
-                except ValueError:
-                    pass
+            hinted = retry_after_seconds(resp.headers)
+            if hinted is not None:
+                delay = hinted
         self._sleep(min(max(delay, 0.0), self.cfg.max_wait))
 
     def json(self, resp: httpx.Response, what: str) -> Any:

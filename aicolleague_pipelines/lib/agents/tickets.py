@@ -76,6 +76,7 @@ from aicolleague_pipelines.lib.agents import alerts as _alerts
 from aicolleague_pipelines.lib.agents.alerts import redact
 from aicolleague_pipelines.lib.agents.model import Finding
 from aicolleague_pipelines.lib.audit import AuditLog
+from aicolleague_pipelines.lib.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -575,12 +576,9 @@ class _Backend:
                 if status != 429 and status < 500:
                     detail = self._error_text(resp)
                     raise TicketError(f"{self.name}: {last}{': ' + detail if detail else ''} (not retried)")
-                retry_after = resp.headers.get("retry-after")
-                if retry_after:
-                    try:
-                        wait = min(cfg.max_backoff, max(0.0, float(retry_after)))
-                    except ValueError:
-                        pass
+                retry_after = retry_after_seconds(resp.headers)
+                if retry_after is not None:
+                    wait = min(cfg.max_backoff, retry_after)
             if attempt < attempts - 1:
                 self.report.retries += 1
                 time.sleep(wait)

@@ -22,7 +22,6 @@ What it adds to ``genai.Client``:
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import threading
@@ -30,6 +29,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from aicolleague_pipelines.lib.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -120,28 +121,6 @@ def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
         timeouts.append(mod.TimeoutException)
         transport.append(mod.TransportError)
     return tuple(timeouts), tuple(transport)
-
-
-def _retry_after_seconds(headers: Any) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date), None when absent/invalid."""
-    if headers is None:
-        return None
-    try:
-        raw = headers.get("retry-after")
-    except Exception:  # noqa: BLE001 - odd header containers
-        return None
-    if not raw:
-        return None
-    raw = str(raw).strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass
@@ -257,7 +236,7 @@ class GeminiClient:
             except errors.APIError as exc:
                 code = getattr(exc, "code", None)
                 if code in RETRY_STATUS and attempt <= self.config.retries:
-                    delay = _retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
+                    delay = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
                     reason = f"HTTP {code}"
                 else:
                     raise GeminiError(

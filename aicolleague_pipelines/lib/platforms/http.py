@@ -27,6 +27,7 @@ import httpx
 
 from aicolleague_pipelines.lib.platforms.config import PlatformConfig
 from aicolleague_pipelines.lib.platforms.model import PlatformError
+from aicolleague_pipelines.lib.retry_after import retry_after_seconds
 
 RECORDED_FILE = "responses.json"
 
@@ -201,12 +202,8 @@ class PlatformHttp:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if value:
-        try:
-            return float(value)
-        except ValueError:
-            return None
+    if resp.headers.get("Retry-After"):
+        return retry_after_seconds(resp.headers)
     reset = resp.headers.get("X-RateLimit-Reset")
     if reset:
         try:
