@@ -320,7 +320,6 @@ def extract_chargebee(cfg: PlatformConfig, *, http: PlatformHttp | None = None) 
                 org=cfg.org,
             )
         ]
-        with_value = link_counts["with_value"]
         ex.aggregates = {
             "items": {"count": len([n for n in items.values() if not n.external]),
                       "by_type": _count_by(items.values(), "type")},
@@ -335,22 +334,8 @@ def extract_chargebee(cfg: PlatformConfig, *, http: PlatformHttp | None = None) 
                 "by_item_price": {k: dict(sorted(v.items())) for k, v in sorted(mrr_by_price.items())},
                 "subscriptions_computed_from_items": computed_mrr,
             },
-            "salesforce_link": {
-                "entity": link_entity,
-                "field": link_field,
-                "sf_field": link.get("sf_field"),
-                "records": link_counts["records"],
-                "with_value": with_value,
-                "valid_ids": link_counts["valid"],
-                "invalid_ids": with_value - link_counts["valid"],
-                "without_value": link_counts["records"] - with_value,
-            },
+            "salesforce_link": ex.link_coverage({"entity": link_entity, "field": link_field}, link, link_counts),
         }
-        if with_value and link_counts["valid"] < with_value:
-            ex.findings.append(
-                f"{with_value - link_counts['valid']} of {with_value} {link_entity} values of "
-                f"{link_field} do not look like {link['object']} ids"
-            )
         ex.stats = {
             **http.stats,
             "pages": dict(sorted(pages.items())),

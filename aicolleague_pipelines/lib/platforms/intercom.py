@@ -192,7 +192,6 @@ def extract_intercom(cfg: PlatformConfig, *, http: PlatformHttp | None = None) -
                 org=cfg.org,
             )
         ]
-        with_value = coverage["with_value"]
         ex.aggregates = {
             "attributes": {
                 "count": len([n for n in nodes.values() if n.attrs.get("seen", True)]),
@@ -212,22 +211,8 @@ def extract_intercom(cfg: PlatformConfig, *, http: PlatformHttp | None = None) -
                 "conversations_by_tag": {name: tag_use.get(name, 0) for name in sorted(known_tags | set(tag_use))},
                 "untagged_conversations": untagged,
             },
-            "salesforce_link": {
-                "model": link_model,
-                "attribute": link_attr,
-                "sf_field": link.get("sf_field"),
-                "records": coverage["records"],
-                "with_value": with_value,
-                "valid_ids": coverage["valid"],
-                "invalid_ids": with_value - coverage["valid"],
-                "without_value": coverage["records"] - with_value,
-            },
+            "salesforce_link": ex.link_coverage({"model": link_model, "attribute": link_attr}, link, coverage),
         }
-        if with_value and coverage["valid"] < with_value:
-            ex.findings.append(
-                f"{with_value - coverage['valid']} of {with_value} {link_model} values of "
-                f"{link_attr} do not look like {link['object']} ids"
-            )
         ex.stats = {
             **http.stats,
             "pages": dict(sorted(pages.items())),

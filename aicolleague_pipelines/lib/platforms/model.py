@@ -64,6 +64,20 @@ class PlatformExtract:
     #: Problems met (clear text, no secrets, no personal data).
     findings: list[str] = field(default_factory=list)
 
+    def link_coverage(self, where: dict[str, str], link: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+        """The ``salesforce_link`` aggregate of the link field: how many records carry a value
+        and how many values look like ids of the linked object; a finding when some do not.
+        ``where``: the entity and field, under the platform's own names (first entity, then
+        field: ``{"entity": "customer", "field": "cf_sf_account_id"}``); ``counts``: records,
+        with_value, valid."""
+        (entity, entity_name), (_, field_name) = list(where.items())
+        records, with_value, valid = counts["records"], counts["with_value"], counts["valid"]
+        if with_value and valid < with_value:
+            self.findings.append(f"{with_value - valid} of {with_value} {entity_name} values of "
+                                 f"{field_name} do not look like {link['object']} ids")
+        return {**where, "sf_field": link.get("sf_field"), "records": records, "with_value": with_value,
+                "valid_ids": valid, "invalid_ids": with_value - valid, "without_value": records - with_value}
+
 
 class PlatformError(Exception):
     """A platform extraction failure naming the platform instance, the call and what to do."""
