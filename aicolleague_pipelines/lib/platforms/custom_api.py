@@ -92,8 +92,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
 from aicolleague_pipelines.lib.graph.model import CHILD_OF, Edge, Node
 from aicolleague_pipelines.lib.platforms.config import PlatformConfig, PlatformConfigError
 from aicolleague_pipelines.lib.platforms.http import PlatformHttp
